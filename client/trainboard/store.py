@@ -1,0 +1,123 @@
+"""The storage contract: one protocol, several implementations.
+
+Implementations: ``trainboard_server.sql_store.SqlStore`` (SQLite and PostgreSQL,
+chosen by URL) and ``trainboard.transport.RemoteStore`` (the same contract over
+gRPC, to a server that holds a ``SqlStore``). The contract test suite
+(``tests/test_store_contract.py``) runs against every one of them.
+
+Data model
+----------
+- An *experiment* is a name; it exists once a run names it.
+- A *run* belongs to one experiment and has a name unique within it, an integer
+  id, JSON params, a status (running, finished, failed, killed) and times.
+  Starting a run whose (experiment, name) exists resumes it: its status goes back
+  to running, and the params given are merged into the stored ones (a new value
+  replaces the old one; ``None`` keeps them all).
+- A *series* is (run, tag, kind), kind being "scalar" or "histogram". A tag can
+  hold a scalar series and a histogram series side by side.
+- A scalar *point* is keyed by (run, tag, step) and carries a wall time and a
+  float64 value. Writing a key again replaces the point: the last write wins,
+  within a batch as across batches. NaN, +Inf and -Inf are stored exactly.
+- A histogram point is keyed the same way and carries a summary (SPEC §6);
+  writing it again replaces it.
+- A graph is a node list stored once per run; setting it again replaces it.
+- A *batch* carries (client_id, sequence); a client's sequence numbers rise
+  strictly. A batch whose sequence is not above the highest applied one of its
+  client is a replay: it is acknowledged as a duplicate and stores nothing. The
+  batch and its sequence number are committed in one transaction, and
+  ``write_batch`` returns only after that commit.
+
+Errors
+------
+``NotFound`` for an unknown run id; ``InvalidArgument`` for a bad field (the
+message names it). Reading a tag a run does not have returns ``None``.
+
+Thread safety
+-------------
+Every method may be called from many threads at once, and several processes
+may share one database: concurrent writers to one series never lose a point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from trainboard.types import (
+    GraphNode,
+    HistogramSeries,
+    Run,
+    ScalarSeries,
+    StartedRun,
+    Tag,
+    WriteBatch,
+    WriteResult,
+)
+
+
+class Store(Protocol):
+    def start_run(
+        self,
+        experiment: str,
+        run: str,
+        params: Mapping[str, Any] | None,
+        wall_time: float,
+    ) -> StartedRun:
+        """Creates the run or resumes it (see the module docstring)."""
+        ...
+
+    def write_batch(self, batch: WriteBatch) -> WriteResult:
+        """Stores a batch atomically and idempotently; ``NotFound`` for an unknown run."""
+        ...
+
+    def finish_run(self, run_id: int, status: str, wall_time: float) -> None:
+        """Sets a run's final status and finish time."""
+        ...
+
+    def set_graph(self, run_id: int, nodes: Sequence[GraphNode]) -> None:
+        """Stores the run's graph, replacing any earlier one."""
+        ...
+
+    def list_experiments(self) -> list[str]:
+        """Experiment names, sorted."""
+        ...
+
+    def list_runs(self, experiment: str) -> list[Run]:
+        """The experiment's runs in the order they were created (empty if none)."""
+        ...
+
+    def list_tags(self, run_id: int) -> list[Tag]:
+        """The run's series, sorted by (kind, name)."""
+        ...
+
+    def read_scalars(
+        self,
+        run_id: int,
+        tag: str,
+        max_points: int | None = None,
+        min_step: int | None = None,
+        max_step: int | None = None,
+    ) -> ScalarSeries | None:
+        """The series sorted by step, last writes resolved, downsampled to at
+        most ``max_points`` points as SPEC §7 says; ``None`` if the run has no
+        such scalar tag."""
+        ...
+
+    def read_histograms(
+        self,
+        run_id: int,
+        tag: str,
+        max_steps: int | None = None,
+        min_step: int | None = None,
+    ) -> HistogramSeries | None:
+        """Histograms sorted by step, at most ``max_steps`` sampled evenly with
+        the last always kept; ``None`` if the run has no such histogram tag."""
+        ...
+
+    def get_graph(self, run_id: int) -> list[GraphNode] | None:
+        """The run's graph, or ``None`` if none was set."""
+        ...
+
+    def close(self) -> None:
+        """Releases connections; the store is unusable afterwards."""
+        ...

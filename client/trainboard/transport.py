@@ -1,0 +1,219 @@
+"""The client side of the gRPC edge: channels, status-code translation, and
+``RemoteStore``, the storage contract (``trainboard.store.Store``) over gRPC."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import grpc
+
+from trainboard import errors, wire
+from trainboard.types import (
+    GraphNode,
+    HistogramSeries,
+    Run,
+    ScalarSeries,
+    StartedRun,
+    Tag,
+    WriteBatch,
+    WriteResult,
+)
+from trainboard.v1 import trainboard_pb2 as pb
+from trainboard.v1 import trainboard_pb2_grpc as pb_grpc
+
+DEFAULT_SERVER = "127.0.0.1:6009"
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+_STATUS_TO_ERROR: dict[grpc.StatusCode, type[errors.TrainboardError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: errors.NotFound,
+    grpc.StatusCode.UNAUTHENTICATED: errors.Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: errors.ResourceExhausted,
+    grpc.StatusCode.UNAVAILABLE: errors.Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: errors.Unavailable,
+}
+
+
+def resolve_server(server: str | None) -> str:
+    """The server address: the argument, else ``TRAINBOARD_SERVER``, else the default."""
+    address = server or os.environ.get("TRAINBOARD_SERVER") or DEFAULT_SERVER
+    if not isinstance(address, str) or ":" not in address:
+        raise ValueError(f"server must be 'host:port', got {address!r}")
+    return address
+
+
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turns gRPC status codes into Trainboard's domain errors (the one place)."""
+    try:
+        yield
+    except grpc.RpcError as exc:
+        code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
+        details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+        error = _STATUS_TO_ERROR.get(code, errors.TrainboardError)
+        raise error(f"{details} ({code.name})") from exc
+
+
+def open_channel(address: str) -> grpc.Channel:
+    return grpc.insecure_channel(
+        address,
+        options=[
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ],
+    )
+
+
+class RemoteStore:
+    """``trainboard.store.Store`` over gRPC. Thread-safe; one channel."""
+
+    def __init__(self, address: str, *, timeout: float = 60.0) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._channel = open_channel(address)
+        self._write = pb_grpc.WriteServiceStub(self._channel)
+        self._read = pb_grpc.ReadServiceStub(self._channel)
+
+    # ---------------------------------------------------------------- writes
+
+    def start_run(
+        self,
+        experiment: str,
+        run: str,
+        params: Mapping[str, Any] | None,
+        wall_time: float,
+    ) -> StartedRun:
+        request = pb.StartRunRequest(experiment=experiment, run=run, wall_time=wall_time)
+        if params is not None:
+            request.params_json = json.dumps(dict(params), sort_keys=True)
+        with translate_errors():
+            response = self._write.StartRun(request, timeout=self.timeout)
+        return wire.started_run_from_pb(response)
+
+    def write_batch(self, batch: WriteBatch) -> WriteResult:
+        return self.write_batch_pb(wire.write_batch_to_pb(batch))
+
+    def write_batch_pb(self, request: pb.WriteBatchRequest) -> WriteResult:
+        with translate_errors():
+            response = self._write.WriteBatch(request, timeout=self.timeout)
+        return WriteResult(
+            scalar_points=response.scalar_points,
+            histogram_points=response.histogram_points,
+            duplicate=response.duplicate,
+        )
+
+    def finish_run(self, run_id: int, status: str, wall_time: float) -> None:
+        with translate_errors():
+            self._write.FinishRun(
+                pb.FinishRunRequest(run_id=run_id, status=status, wall_time=wall_time),
+                timeout=self.timeout,
+            )
+
+    def set_graph(self, run_id: int, nodes: Sequence[GraphNode]) -> None:
+        with translate_errors():
+            self._write.SetGraph(
+                pb.SetGraphRequest(run_id=run_id, graph=wire.graph_to_pb(nodes)),
+                timeout=self.timeout,
+            )
+
+    # ---------------------------------------------------------------- reads
+
+    def list_experiments(self) -> list[str]:
+        with translate_errors():
+            response = self._read.ListExperiments(
+                pb.ListExperimentsRequest(), timeout=self.timeout
+            )
+        return list(response.names)
+
+    def list_runs(self, experiment: str) -> list[Run]:
+        with translate_errors():
+            response = self._read.ListRuns(
+                pb.ListRunsRequest(experiment=experiment), timeout=self.timeout
+            )
+        return [wire.run_from_pb(r) for r in response.runs]
+
+    def list_tags(self, run_id: int) -> list[Tag]:
+        with translate_errors():
+            response = self._read.ListTags(pb.ListTagsRequest(run_id=run_id), timeout=self.timeout)
+        return [wire.tag_from_pb(t) for t in response.tags]
+
+    def read_scalars(
+        self,
+        run_id: int,
+        tag: str,
+        max_points: int | None = None,
+        min_step: int | None = None,
+        max_step: int | None = None,
+    ) -> ScalarSeries | None:
+        found = self.read_scalars_many([run_id], [tag], max_points, min_step, max_step)
+        return found[0] if found else None
+
+    def read_scalars_many(
+        self,
+        run_ids: Sequence[int],
+        tags: Sequence[str],
+        max_points: int | None = None,
+        min_step: int | None = None,
+        max_step: int | None = None,
+    ) -> list[ScalarSeries]:
+        """Every (run, tag) pair that exists, in one round trip."""
+        request = pb.ReadScalarsRequest(
+            run_ids=run_ids, tags=tags, max_points=max_points or 0
+        )
+        if min_step is not None:
+            request.min_step = min_step
+        if max_step is not None:
+            request.max_step = max_step
+        with translate_errors():
+            response = self._read.ReadScalars(request, timeout=self.timeout)
+        return [wire.scalar_series_from_pb(s) for s in response.series]
+
+    def read_histograms(
+        self,
+        run_id: int,
+        tag: str,
+        max_steps: int | None = None,
+        min_step: int | None = None,
+    ) -> HistogramSeries | None:
+        found = self.read_histograms_many([run_id], [tag], max_steps, min_step)
+        return found[0] if found else None
+
+    def read_histograms_many(
+        self,
+        run_ids: Sequence[int],
+        tags: Sequence[str],
+        max_steps: int | None = None,
+        min_step: int | None = None,
+    ) -> list[HistogramSeries]:
+        request = pb.ReadHistogramsRequest(run_ids=run_ids, tags=tags, max_steps=max_steps or 0)
+        if min_step is not None:
+            request.min_step = min_step
+        with translate_errors():
+            response = self._read.ReadHistograms(request, timeout=self.timeout)
+        return [wire.histogram_series_from_pb(s) for s in response.series]
+
+    def get_graph(self, run_id: int) -> list[GraphNode] | None:
+        with translate_errors():
+            response = self._read.GetGraph(pb.GetGraphRequest(run_id=run_id), timeout=self.timeout)
+        if not response.has_graph:
+            return None
+        return wire.graph_from_pb(response.graph)
+
+    def health(self, timeout: float = 5.0) -> bool:
+        """True when the server's health service answers SERVING."""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        stub = health_pb2_grpc.HealthStub(self._channel)
+        try:
+            response = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+        except grpc.RpcError:
+            return False
+        return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
+
+    def close(self) -> None:
+        self._channel.close()

@@ -1,0 +1,145 @@
+"""Checks shared by the SDK (at the call site) and the server (on every request).
+
+Each check raises :class:`trainboard.errors.InvalidArgument` (a ``ValueError``)
+or ``TypeError`` with a message that names the offending field, and returns the
+normalised value.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+from trainboard.errors import InvalidArgument
+
+MAX_NAME_LENGTH = 256
+MAX_STEP = 2**53 - 1  # exact in a double, so charts and JSON keep it
+MIN_BUCKETS = 1
+MAX_BUCKETS = 512
+DEFAULT_BUCKETS = 64
+MAX_PARAMS_JSON = 64 * 1024
+MAX_GRAPH_NODES = 100_000
+
+
+def _has_control_character(text: str) -> bool:
+    return any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text)
+
+
+def check_name(field: str, value: object) -> str:
+    """A tag, run or experiment name: a non-empty str of at most 256 characters,
+    without control characters."""
+    if not isinstance(value, str):
+        raise TypeError(f"{field} must be a str, got {type(value).__name__}")
+    if not value:
+        raise InvalidArgument(f"{field} must not be empty")
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidArgument(
+            f"{field} is {len(value)} characters long; at most {MAX_NAME_LENGTH} are allowed"
+        )
+    if _has_control_character(value):
+        raise InvalidArgument(f"{field} {value!r} contains a control character")
+    return value
+
+
+def check_tag(value: object) -> str:
+    return check_name("tag", value)
+
+
+def check_step(value: object, field: str = "step") -> int:
+    """A step: an integer (Python or numpy) in [0, 2**53 - 1]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        if isinstance(value, float) and math.isnan(value):
+            raise InvalidArgument(f"{field} must be an integer, got NaN")
+        raise TypeError(f"{field} must be an int, got {type(value).__name__} {value!r}")
+    step = int(value)
+    if step < 0:
+        raise InvalidArgument(f"{field} must be >= 0, got {step}")
+    if step > MAX_STEP:
+        raise InvalidArgument(f"{field} must be <= {MAX_STEP}, got {step}")
+    return step
+
+
+def check_value(value: object, field: str = "value") -> float:
+    """A scalar value: a real number (Python, numpy, or a one-element tensor).
+    NaN and infinities are allowed and stored exactly."""
+    if type(value) is float:
+        return value
+    if isinstance(value, bool):
+        raise TypeError(f"{field} must be a real number, got bool")
+    if isinstance(value, numbers.Real):
+        return float(value)
+    item = getattr(value, "item", None)
+    size = getattr(value, "size", None)
+    if callable(size):  # torch.Tensor.size is a method; numel() is the count
+        numel = getattr(value, "numel", None)
+        size = numel() if callable(numel) else None
+    if callable(item) and size == 1:
+        inner = item()
+        if isinstance(inner, numbers.Real) and not isinstance(inner, bool):
+            return float(inner)
+    raise TypeError(f"{field} must be a real number, got {type(value).__name__}")
+
+
+def check_wall_time(value: object, field: str = "wall_time") -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{field} must be a number of seconds, got {type(value).__name__}")
+    wall_time = float(value)
+    if not math.isfinite(wall_time) or wall_time < 0:
+        raise InvalidArgument(f"{field} must be a finite number >= 0, got {wall_time}")
+    return wall_time
+
+
+def check_buckets(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"buckets must be an int, got {type(value).__name__}")
+    buckets = int(value)
+    if not MIN_BUCKETS <= buckets <= MAX_BUCKETS:
+        raise InvalidArgument(
+            f"buckets must be between {MIN_BUCKETS} and {MAX_BUCKETS}, got {buckets}"
+        )
+    return buckets
+
+
+def params_to_json(params: object) -> str:
+    """Params: a mapping of str keys to JSON-serialisable values, as a JSON object."""
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a dict, got {type(params).__name__}")
+    for key in params:
+        if not isinstance(key, str):
+            raise TypeError(f"params keys must be str, got {type(key).__name__} {key!r}")
+        check_name("params key", key)
+    try:
+        text = json.dumps(dict(params), sort_keys=True, allow_nan=True, default=_json_default)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"params must be JSON-serialisable: {exc}") from exc
+    if len(text) > MAX_PARAMS_JSON:
+        raise InvalidArgument(f"params are {len(text)} bytes as JSON; at most {MAX_PARAMS_JSON}")
+    return text
+
+
+def _json_default(value: Any) -> Any:
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item):
+        return item()
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def params_from_json(text: str, field: str = "params_json") -> dict[str, Any]:
+    """Parses a params JSON object (server side), naming the field on error."""
+    if len(text) > MAX_PARAMS_JSON:
+        raise InvalidArgument(f"{field} is {len(text)} bytes; at most {MAX_PARAMS_JSON}")
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise InvalidArgument(f"{field} is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{field} must be a JSON object, got {type(value).__name__}")
+    for key in value:
+        check_name(f"{field} key", key)
+    return value

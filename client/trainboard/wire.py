@@ -1,0 +1,348 @@
+"""Conversions between wire messages and domain types, for both sides of the gRPC edge.
+
+Only this module, ``trainboard.transport`` and the server's servicer touch
+``trainboard.v1`` messages. Messages coming *in* to the server are validated
+here, field by field, and every error names the field (``scalars[2].steps[7]``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import numpy as np
+
+from trainboard.errors import InvalidArgument
+from trainboard.graph import validate_graph
+from trainboard.types import (
+    RUN_STATUSES,
+    GraphNode,
+    Histogram,
+    HistogramRecord,
+    HistogramSeries,
+    HistogramSummary,
+    Run,
+    ScalarColumns,
+    ScalarSeries,
+    StartedRun,
+    Tag,
+    WriteBatch,
+)
+from trainboard.v1 import trainboard_pb2 as pb
+from trainboard.validation import (
+    MAX_BUCKETS,
+    MAX_STEP,
+    check_name,
+    check_step,
+    check_wall_time,
+)
+
+MAX_CLIENT_ID_LENGTH = 128
+
+# ------------------------------------------------------------------ runs and tags
+
+
+def run_to_pb(run: Run) -> pb.Run:
+    return pb.Run(
+        id=run.id,
+        name=run.name,
+        experiment=run.experiment,
+        params_json=json.dumps(dict(run.params), sort_keys=True),
+        status=run.status,
+        started_at=run.started_at,
+        finished_at=run.finished_at or 0.0,
+        updated_at=run.updated_at,
+    )
+
+
+def run_from_pb(msg: pb.Run) -> Run:
+    return Run(
+        id=msg.id,
+        name=msg.name,
+        experiment=msg.experiment,
+        params=json.loads(msg.params_json) if msg.params_json else {},
+        status=msg.status,
+        started_at=msg.started_at,
+        finished_at=msg.finished_at or None,
+        updated_at=msg.updated_at,
+    )
+
+
+def started_run_to_pb(started: StartedRun) -> pb.StartRunResponse:
+    return pb.StartRunResponse(
+        run=run_to_pb(started.run),
+        resumed=started.resumed,
+        last_steps=[
+            pb.TagLastStep(tag=t.name, kind=t.kind, last_step=t.last_step)
+            for t in started.last_steps
+        ],
+    )
+
+
+def started_run_from_pb(msg: pb.StartRunResponse) -> StartedRun:
+    return StartedRun(
+        run=run_from_pb(msg.run),
+        resumed=msg.resumed,
+        last_steps=tuple(Tag(t.tag, t.kind, t.last_step) for t in msg.last_steps),
+    )
+
+
+def tag_to_pb(tag: Tag) -> pb.Tag:
+    return pb.Tag(name=tag.name, kind=tag.kind, last_step=tag.last_step)
+
+
+def tag_from_pb(msg: pb.Tag) -> Tag:
+    return Tag(name=msg.name, kind=msg.kind, last_step=msg.last_step)
+
+
+def check_run_id(run_id: int, field: str = "run_id") -> int:
+    if run_id <= 0:
+        raise InvalidArgument(f"{field} must be a positive run id, got {run_id}")
+    return run_id
+
+
+def check_status(status: str, field: str = "status") -> str:
+    if status not in RUN_STATUSES:
+        raise InvalidArgument(f"{field} must be one of {', '.join(RUN_STATUSES)}; got {status!r}")
+    return status
+
+
+# ------------------------------------------------------------------ histograms
+
+
+def summary_to_pb(summary: HistogramSummary) -> pb.HistogramSummary:
+    return pb.HistogramSummary(
+        count=summary.count,
+        min=summary.min,
+        max=summary.max,
+        sum=summary.sum,
+        sum_squares=summary.sum_squares,
+        nan_count=summary.nan_count,
+        posinf_count=summary.posinf_count,
+        neginf_count=summary.neginf_count,
+        bucket_counts=summary.bucket_counts,
+    )
+
+
+def summary_from_pb(msg: pb.HistogramSummary, field: str = "summary") -> HistogramSummary:
+    """A summary from the wire, checked for internal consistency."""
+    buckets = tuple(msg.bucket_counts)
+    if len(buckets) > MAX_BUCKETS:
+        raise InvalidArgument(
+            f"{field}.bucket_counts has {len(buckets)} buckets; at most {MAX_BUCKETS}"
+        )
+    non_finite = msg.nan_count + msg.posinf_count + msg.neginf_count
+    if non_finite > msg.count:
+        raise InvalidArgument(f"{field}: nan/posinf/neginf counts exceed count")
+    finite = msg.count - non_finite
+    if sum(buckets) != finite:
+        raise InvalidArgument(
+            f"{field}.bucket_counts sum to {sum(buckets)}, but {finite} values are finite"
+        )
+    if msg.count == 0:
+        raise InvalidArgument(f"{field}.count must be > 0 (a tensor with no elements)")
+    extremes = np.array([msg.min, msg.max, msg.sum, msg.sum_squares])
+    if not np.isfinite(extremes).all():
+        raise InvalidArgument(f"{field}: min, max, sum and sum_squares must be finite")
+    if msg.min > msg.max:
+        raise InvalidArgument(f"{field}.min is above {field}.max")
+    if finite and not buckets:
+        raise InvalidArgument(f"{field}.bucket_counts is empty but {finite} values are finite")
+    return HistogramSummary(
+        count=msg.count,
+        min=msg.min,
+        max=msg.max,
+        sum=msg.sum,
+        sum_squares=msg.sum_squares,
+        nan_count=msg.nan_count,
+        posinf_count=msg.posinf_count,
+        neginf_count=msg.neginf_count,
+        bucket_counts=buckets,
+    )
+
+
+def histogram_series_to_pb(series: HistogramSeries) -> pb.HistogramSeriesData:
+    return pb.HistogramSeriesData(
+        run_id=series.run_id,
+        columns=pb.HistogramColumns(
+            tag=series.tag,
+            points=[
+                pb.HistogramPoint(step=h.step, wall_time=h.wall_time, summary=summary_to_pb(h))
+                for h in series
+            ],
+        ),
+        total=series.total,
+    )
+
+
+def histogram_series_from_pb(msg: pb.HistogramSeriesData) -> HistogramSeries:
+    return HistogramSeries(
+        run_id=msg.run_id,
+        tag=msg.columns.tag,
+        items=tuple(
+            Histogram.at(summary_from_pb(p.summary), p.step, p.wall_time)
+            for p in msg.columns.points
+        ),
+        total=msg.total,
+    )
+
+
+# ------------------------------------------------------------------ scalars
+
+
+def scalar_series_to_pb(series: ScalarSeries) -> pb.ScalarSeriesData:
+    return pb.ScalarSeriesData(
+        run_id=series.run_id,
+        columns=pb.ScalarColumns(
+            tag=series.tag,
+            steps=series.steps.tolist(),
+            wall_times=series.wall_times.tolist(),
+            values=series.values.tolist(),
+        ),
+        total=series.total,
+    )
+
+
+def scalar_series_from_pb(msg: pb.ScalarSeriesData) -> ScalarSeries:
+    cols = msg.columns
+    return ScalarSeries(
+        run_id=msg.run_id,
+        tag=cols.tag,
+        steps=np.array(cols.steps, dtype=np.int64),
+        wall_times=np.array(cols.wall_times, dtype=np.float64),
+        values=np.array(cols.values, dtype=np.float64),
+        total=msg.total,
+    )
+
+
+def scalar_columns_from_pb(msg: pb.ScalarColumns, field: str) -> ScalarColumns:
+    """Columns of a write batch, every field checked."""
+    check_name(f"{field}.tag", msg.tag)
+    n = len(msg.steps)
+    if len(msg.wall_times) != n or len(msg.values) != n:
+        raise InvalidArgument(
+            f"{field}: steps, wall_times and values must have equal lengths, got "
+            f"{n}, {len(msg.wall_times)} and {len(msg.values)}"
+        )
+    if n == 0:
+        raise InvalidArgument(f"{field} has no points")
+    steps = np.array(msg.steps, dtype=np.int64)
+    wall_times = np.array(msg.wall_times, dtype=np.float64)
+    values = np.array(msg.values, dtype=np.float64)
+    bad = np.flatnonzero((steps < 0) | (steps > MAX_STEP))
+    if bad.size:
+        i = int(bad[0])
+        raise InvalidArgument(
+            f"{field}.steps[{i}] must be in [0, {MAX_STEP}], got {int(steps[i])}"
+        )
+    bad = np.flatnonzero(~np.isfinite(wall_times) | (wall_times < 0))
+    if bad.size:
+        i = int(bad[0])
+        raise InvalidArgument(
+            f"{field}.wall_times[{i}] must be a finite time >= 0, got {wall_times[i]}"
+        )
+    return ScalarColumns(tag=msg.tag, steps=steps, wall_times=wall_times, values=values)
+
+
+# ------------------------------------------------------------------ write batches
+
+
+def write_batch_to_pb(batch: WriteBatch) -> pb.WriteBatchRequest:
+    return pb.WriteBatchRequest(
+        client_id=batch.client_id,
+        sequence=batch.sequence,
+        run_id=batch.run_id,
+        scalars=[
+            pb.ScalarColumns(
+                tag=c.tag,
+                steps=c.steps.tolist(),
+                wall_times=c.wall_times.tolist(),
+                values=c.values.tolist(),
+            )
+            for c in batch.scalars
+        ],
+        histograms=_histogram_records_to_pb(batch.histograms),
+    )
+
+
+def _histogram_records_to_pb(records: Sequence[HistogramRecord]) -> list[pb.HistogramColumns]:
+    by_tag: dict[str, list[pb.HistogramPoint]] = {}
+    for r in records:
+        by_tag.setdefault(r.tag, []).append(
+            pb.HistogramPoint(step=r.step, wall_time=r.wall_time, summary=summary_to_pb(r.summary))
+        )
+    return [pb.HistogramColumns(tag=tag, points=points) for tag, points in by_tag.items()]
+
+
+def write_batch_from_pb(msg: pb.WriteBatchRequest) -> WriteBatch:
+    """A write batch from the wire; every field validated."""
+    if not msg.client_id:
+        raise InvalidArgument("client_id must not be empty")
+    if len(msg.client_id) > MAX_CLIENT_ID_LENGTH:
+        raise InvalidArgument(f"client_id is longer than {MAX_CLIENT_ID_LENGTH} characters")
+    check_name("client_id", msg.client_id)
+    if msg.sequence <= 0:
+        raise InvalidArgument("sequence must be > 0")
+    check_run_id(msg.run_id)
+    scalars = tuple(
+        scalar_columns_from_pb(c, f"scalars[{i}]") for i, c in enumerate(msg.scalars)
+    )
+    histograms: list[HistogramRecord] = []
+    for i, cols in enumerate(msg.histograms):
+        check_name(f"histograms[{i}].tag", cols.tag)
+        if not cols.points:
+            raise InvalidArgument(f"histograms[{i}] has no points")
+        for j, point in enumerate(cols.points):
+            field = f"histograms[{i}].points[{j}]"
+            histograms.append(
+                HistogramRecord(
+                    tag=cols.tag,
+                    step=check_step(point.step, f"{field}.step"),
+                    wall_time=check_wall_time(point.wall_time, f"{field}.wall_time"),
+                    summary=summary_from_pb(point.summary, f"{field}.summary"),
+                )
+            )
+    if not scalars and not histograms:
+        raise InvalidArgument("batch holds neither scalars nor histograms")
+    return WriteBatch(
+        client_id=msg.client_id,
+        sequence=msg.sequence,
+        run_id=msg.run_id,
+        scalars=scalars,
+        histograms=tuple(histograms),
+    )
+
+
+# ------------------------------------------------------------------ graphs
+
+
+def graph_to_pb(nodes: Sequence[GraphNode]) -> pb.Graph:
+    return pb.Graph(
+        nodes=[
+            pb.GraphNode(
+                name=n.name,
+                op=n.op,
+                inputs=n.inputs,
+                shape=n.shape or (),
+                has_shape=n.shape is not None,
+                dtype=n.dtype,
+                attributes=dict(n.attributes),
+            )
+            for n in nodes
+        ]
+    )
+
+
+def graph_from_pb(msg: pb.Graph) -> list[GraphNode]:
+    """A node list from the wire, validated like the SDK validates it."""
+    return validate_graph(
+        GraphNode(
+            name=n.name,
+            op=n.op,
+            inputs=tuple(n.inputs),
+            shape=tuple(n.shape) if n.has_shape else None,
+            dtype=n.dtype,
+            attributes=dict(n.attributes),
+        )
+        for n in msg.nodes
+    )

@@ -1,0 +1,101 @@
+"""Building and running the gRPC server: ``make_server`` builds, ``serve`` blocks."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+from types import FrameType
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from trainboard.store import Store
+from trainboard.transport import MAX_MESSAGE_BYTES
+from trainboard.v1 import trainboard_pb2 as pb
+from trainboard.v1 import trainboard_pb2_grpc as pb_grpc
+from trainboard_server.servicer import ReadServicer, WriteServicer
+
+log = logging.getLogger("trainboard.server")
+
+SERVICE_NAMES = tuple(
+    pb.DESCRIPTOR.services_by_name[name].full_name for name in ("WriteService", "ReadService")
+)
+
+
+@dataclass
+class ServerHandle:
+    """A built server: ``start()`` it, read ``address``, ``stop()`` it."""
+
+    server: grpc.Server
+    host: str
+    port: int
+    health: health.HealthServicer
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self) -> None:
+        self.server.start()
+        for name in ("", *SERVICE_NAMES):
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    def stop(self, grace: float | None = 5.0) -> None:
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+
+    def wait(self) -> None:
+        self.server.wait_for_termination()
+
+
+def make_server(
+    store: Store,
+    host: str = "127.0.0.1",
+    port: int = 6009,
+    *,
+    max_workers: int = 32,
+    max_message_bytes: int = MAX_MESSAGE_BYTES,
+) -> ServerHandle:
+    """A gRPC server with the write, read and health services over ``store``.
+
+    ``port=0`` picks a free port (see ``ServerHandle.port``). Messages larger than
+    ``max_message_bytes`` are refused with RESOURCE_EXHAUSTED.
+    """
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="trainboard-rpc"),
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+        ],
+    )
+    pb_grpc.add_WriteServiceServicer_to_server(WriteServicer(store), server)
+    pb_grpc.add_ReadServiceServicer_to_server(ReadServicer(store), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot listen on {host}:{port} (address in use?)")
+    return ServerHandle(server=server, host=host, port=bound, health=health_servicer)
+
+
+def serve(handle: ServerHandle, *, ready: threading.Event | None = None) -> None:
+    """Starts the server and blocks until SIGINT or SIGTERM, then stops gracefully."""
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    handle.start()
+    if ready is not None:
+        ready.set()
+    try:
+        stopping.wait()
+        log.info("stopping")
+        handle.stop(grace=5.0)
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

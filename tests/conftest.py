@@ -1,0 +1,106 @@
+"""Shared fixtures: real SQLite files, the real PostgreSQL, a real gRPC server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TRAINBOARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+# .ci/run sets this so that a PostgreSQL that does not answer fails the run
+# instead of skipping its tests.
+REQUIRE_POSTGRES = os.environ.get("TRAINBOARD_REQUIRE_POSTGRES") == "1"
+
+
+def _postgres_unavailable_reason() -> str | None:
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed (pip install 'trainboard[postgres]')"
+    try:
+        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3):
+            return None
+    except psycopg.OperationalError as exc:
+        return f"PostgreSQL at {POSTGRES_ADMIN_URL} does not answer: {exc}"
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session; yields its SQLAlchemy URL."""
+    reason = _postgres_unavailable_reason()
+    if reason is not None:
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"TRAINBOARD_REQUIRE_POSTGRES=1 but {reason}")
+        pytest.skip(reason)
+    import psycopg
+
+    name = f"trainboard_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _truncate_postgres(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1)) as conn:
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'alembic_version'"
+            )
+        ]
+        if tables:
+            conn.execute(
+                "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
+            )
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'trainboard.db'}"
+
+
+@pytest.fixture
+def postgres_url(postgres_database: str) -> str:
+    """The session's PostgreSQL database, emptied before each test."""
+    from trainboard_server.sql_store import SqlStore
+
+    SqlStore.from_url(postgres_database).close()  # migrate once, then empty
+    _truncate_postgres(postgres_database)
+    return postgres_database
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Each test using this runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("sqlite_url"))
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def server_address(sqlite_url: str) -> Iterator[str]:
+    """A real gRPC server on a free loopback port over a fresh SQLite file."""
+    from trainboard_server.server import make_server
+    from trainboard_server.sql_store import SqlStore
+
+    store = SqlStore.from_url(sqlite_url)
+    handle = make_server(store, host="127.0.0.1", port=0)
+    handle.start()
+    try:
+        yield handle.address
+    finally:
+        handle.stop(grace=None)
+        store.close()

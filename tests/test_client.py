@@ -1,0 +1,268 @@
+"""The SDK against a real server on a loopback port over a real SQLite file."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import trainboard
+from trainboard import GraphNode, NotFound
+
+
+def test_logged_scalars_read_back_exactly(server_address: str) -> None:
+    with trainboard.Client("exp", "run-a", server=server_address, params={"lr": 0.5}) as client:
+        for step in range(100):
+            client.log_scalar("loss", 1.0 / (step + 1), step=step)
+        run_id = client.run_id
+    reader = trainboard.Reader(server_address)
+    series = reader.scalars(run_id, "loss")
+    np.testing.assert_array_equal(series.steps, np.arange(100))
+    np.testing.assert_array_equal(series.values, 1.0 / (np.arange(100) + 1))
+    assert series.total == 100
+    assert (np.diff(series.wall_times) >= 0).all()
+    run = reader.runs("exp")[0]
+    assert (run.name, run.params, run.status) == ("run-a", {"lr": 0.5}, "finished")
+    assert run.finished_at is not None and run.finished_at >= run.started_at
+
+
+def test_non_finite_values_round_trip_through_the_sdk(server_address: str) -> None:
+    values = [math.nan, math.inf, -math.inf, 0.0, -0.0, 1e308, 5e-324]
+    with trainboard.Client("exp", "nonfinite", server=server_address) as client:
+        for step, value in enumerate(values):
+            client.log_scalar("x", value, step=step)
+        run_id = client.run_id
+    got = trainboard.Reader(server_address).scalars(run_id, "x").values
+    assert math.isnan(got[0])
+    assert got[1] == math.inf and got[2] == -math.inf
+    assert got[3:].tolist() == values[3:]
+    assert math.copysign(1.0, got[4]) == -1.0
+
+
+def test_step_defaults_to_last_step_plus_one(server_address: str) -> None:
+    with trainboard.Client("exp", "auto", server=server_address) as client:
+        client.log_scalar("a", 1.0)
+        client.log_scalar("a", 2.0)
+        client.log_scalar("a", 3.0, step=10)
+        client.log_scalar("a", 4.0)
+        run_id = client.run_id
+    series = trainboard.Reader(server_address).scalars(run_id, "a")
+    assert series.steps.tolist() == [0, 1, 10, 11]
+
+
+def test_log_scalars_without_step_uses_the_largest_next_step(server_address: str) -> None:
+    with trainboard.Client("exp", "multi", server=server_address) as client:
+        client.log_scalar("a", 0.0, step=5)
+        client.log_scalars({"a": 1.0, "b": 2.0})
+        client.log_scalars({"a": 1.5, "b": 2.5})
+        run_id = client.run_id
+    reader = trainboard.Reader(server_address)
+    assert reader.scalars(run_id, "a").steps.tolist() == [5, 6, 7]
+    assert reader.scalars(run_id, "b").steps.tolist() == [6, 7]
+
+
+def test_a_run_named_again_is_resumed_and_continues_its_steps(server_address: str) -> None:
+    with trainboard.Client("exp", "resume", server=server_address, params={"lr": 1}) as first:
+        first.log_scalar("loss", 1.0)
+        first.log_scalar("loss", 0.5)
+        first_id = first.run_id
+        assert not first.resumed
+    with trainboard.Client(
+        "exp", "resume", server=server_address, params={"lr": 2, "seed": 3}
+    ) as second:
+        second.log_scalar("loss", 0.25)
+        assert second.run_id == first_id
+        assert second.resumed
+    with trainboard.Client("exp", "resume", server=server_address, params=None) as third:
+        third.log_scalar("loss", 0.125)
+    reader = trainboard.Reader(server_address)
+    assert reader.scalars(first_id, "loss").steps.tolist() == [0, 1, 2, 3]
+    runs = reader.runs("exp")
+    assert len(runs) == 1
+    assert runs[0].params == {"lr": 2, "seed": 3}
+
+
+def test_relogging_a_step_replaces_the_value(server_address: str) -> None:
+    with trainboard.Client("exp", "relog", server=server_address) as client:
+        client.log_scalar("loss", 1.0, step=3)
+        client.flush()
+        client.log_scalar("loss", 2.0, step=3)
+        run_id = client.run_id
+    series = trainboard.Reader(server_address).scalars(run_id, "loss")
+    assert series.steps.tolist() == [3]
+    assert series.values.tolist() == [2.0]
+    assert series.total == 1
+
+
+def test_flush_waits_until_points_are_readable(server_address: str) -> None:
+    client = trainboard.Client("exp", "flush", server=server_address, flush_interval=60)
+    reader = trainboard.Reader(server_address)
+    client.log_scalars({"a": 1.0, "b": 2.0}, step=0)
+    assert client.flush(timeout=30)
+    assert reader.scalars(client.run_id, "a").values.tolist() == [1.0]
+    runs = reader.runs("exp")
+    assert runs[0].status == "running"
+    client.close()
+    assert reader.runs("exp")[0].status == "finished"
+
+
+def test_many_points_arrive_in_several_batches(server_address: str) -> None:
+    with trainboard.Client("exp", "big", server=server_address, max_batch_points=1000) as client:
+        for step in range(5000):
+            client.log_scalars({"a": float(step), "b": -float(step)}, step=step)
+        run_id = client.run_id
+    reader = trainboard.Reader(server_address)
+    a = reader.scalars(run_id, "a")
+    assert a.total == 5000
+    np.testing.assert_array_equal(a.values, np.arange(5000.0))
+    small = reader.scalars(run_id, "b", max_points=100)
+    assert len(small) <= 100
+    assert small.total == 5000
+    assert small.steps[0] == 0 and small.steps[-1] == 4999
+
+
+def test_histograms_read_back_with_bands(server_address: str) -> None:
+    rng = np.random.default_rng(0)
+    with trainboard.Client("exp", "hist", server=server_address) as client:
+        for step in range(5):
+            client.log_histogram("layer/W", rng.normal(size=(64, 10)), step=step * 10)
+        client.log_histogram("layer/b", np.zeros(10))
+        run_id = client.run_id
+    reader = trainboard.Reader(server_address)
+    hs = reader.histograms(run_id, "layer/W")
+    assert [h.step for h in hs] == [0, 10, 20, 30, 40]
+    h = hs[-1]
+    assert h.count == 640
+    assert sum(h.bucket_counts) == 640
+    bands = h.bands()
+    assert len(bands) == 9
+    assert bands[0] == h.min and bands[-1] == h.max
+    assert list(bands) == sorted(bands)
+    b = reader.histograms(run_id, "layer/b")[0]
+    assert (b.min, b.max, b.bucket_counts) == (0.0, 0.0, (10,))
+    kinds = {(t.name, t.kind) for t in reader.tags(run_id)}
+    assert kinds == {("layer/W", "histogram"), ("layer/b", "histogram")}
+    assert len(reader.histograms(run_id, "layer/W", max_steps=2)) == 2
+
+
+def test_torch_tensors_are_accepted(server_address: str) -> None:
+    torch = pytest.importorskip("torch")
+    with trainboard.Client("exp", "torch", server=server_address) as client:
+        client.log_scalar("loss", torch.tensor(0.5), step=0)
+        client.log_histogram("w", torch.arange(100, dtype=torch.float32).reshape(10, 10), step=0)
+        run_id = client.run_id
+    reader = trainboard.Reader(server_address)
+    assert reader.scalars(run_id, "loss").values.tolist() == [0.5]
+    h = reader.histograms(run_id, "w")[0]
+    assert (h.count, h.min, h.max, h.sum) == (100, 0.0, 99.0, 4950.0)
+
+
+def test_graph_is_stored_and_replaced(server_address: str) -> None:
+    nodes = [
+        GraphNode("x", "Placeholder", shape=(-1, 64), dtype="float32"),
+        GraphNode("layer/W", "Variable", shape=(64, 10), dtype="float32"),
+        GraphNode("layer/matmul", "MatMul", inputs=("x", "layer/W"), attributes={"a": "1"}),
+    ]
+    with trainboard.Client("exp", "graph", server=server_address) as client:
+        client.log_graph(nodes[:2])
+        client.log_graph(nodes)
+        run_id = client.run_id
+    assert trainboard.Reader(server_address).graph(run_id) == nodes
+
+
+def test_graph_accepts_dicts_and_rejects_unknown_inputs(server_address: str) -> None:
+    with trainboard.Client("exp", "graph-dicts", server=server_address) as client:
+        client.log_graph([{"name": "x", "op": "Placeholder"}, {"name": "y", "op": "Neg", "inputs": ["x"]}])
+        with pytest.raises(ValueError, match="input 'nope'"):
+            client.log_graph([{"name": "y", "op": "Neg", "inputs": ["nope"]}])
+        run_id = client.run_id
+    graph = trainboard.Reader(server_address).graph(run_id)
+    assert graph is not None and [n.name for n in graph] == ["x", "y"]
+
+
+def test_a_run_without_a_graph_has_none(server_address: str) -> None:
+    with trainboard.Client("exp", "nograph", server=server_address) as client:
+        client.log_scalar("a", 1.0)
+        run_id = client.run_id
+    assert trainboard.Reader(server_address).graph(run_id) is None
+
+
+def test_an_exception_in_the_with_block_marks_the_run_failed(server_address: str) -> None:
+    with pytest.raises(RuntimeError), trainboard.Client("exp", "boom", server=server_address):
+        raise RuntimeError("training diverged")
+    assert trainboard.Reader(server_address).runs("exp")[0].status == "failed"
+
+
+def test_logging_after_close_is_an_error(server_address: str) -> None:
+    client = trainboard.Client("exp", "closed", server=server_address)
+    client.close()
+    assert client.close() is True  # closing twice does nothing
+    with pytest.raises(RuntimeError, match="closed"):
+        client.log_scalar("a", 1.0)
+
+
+def test_reader_raises_not_found_for_unknown_runs_and_tags(server_address: str) -> None:
+    with trainboard.Client("exp", "nf", server=server_address) as client:
+        client.log_scalar("a", 1.0)
+        run_id = client.run_id
+    reader = trainboard.Reader(server_address)
+    with pytest.raises(NotFound, match="no scalar tag 'b'"):
+        reader.scalars(run_id, "b")
+    with pytest.raises(NotFound):
+        reader.scalars(run_id + 1000, "a")
+    with pytest.raises(NotFound):
+        reader.tags(run_id + 1000)
+    with pytest.raises(NotFound, match="no histogram tag"):
+        reader.histograms(run_id, "a")
+    assert reader.experiments() == ["exp"]
+    assert reader.runs("other") == []
+
+
+def test_series_convert_to_pandas(server_address: str) -> None:
+    pytest.importorskip("pandas")
+    with trainboard.Client("exp", "pd", server=server_address) as client:
+        client.log_scalars({"a": 1.0}, step=4)
+        run_id = client.run_id
+    frame = trainboard.Reader(server_address).scalars(run_id, "a").to_pandas()
+    assert list(frame.columns) == ["step", "wall_time", "value"]
+    assert frame["step"].tolist() == [4]
+
+
+def test_a_client_is_closed_at_interpreter_exit(server_address: str) -> None:
+    script = textwrap.dedent(
+        f"""
+        import trainboard
+        client = trainboard.Client("exit", "atexit", server={server_address!r}, flush_interval=60)
+        for step in range(1000):
+            client.log_scalar("loss", float(step), step=step)
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    reader = trainboard.Reader(server_address)
+    run = reader.runs("exit")[0]
+    assert run.status == "finished"
+    assert reader.scalars(run.id, "loss").total == 1000
+
+
+def test_the_client_package_imports_without_sqlalchemy_or_streamlit() -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("sqlalchemy", "streamlit", "trainboard_server", "alembic"):
+                    raise ImportError(f"blocked {name}")
+                return None
+        sys.meta_path.insert(0, Block())
+        import trainboard
+        from trainboard import Client, Reader, smooth, summarize
+        assert "sqlalchemy" not in sys.modules and "streamlit" not in sys.modules
+        print("ok")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "ok"
