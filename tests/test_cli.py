@@ -39,7 +39,16 @@ def test_server_command_serves_a_sqlite_file_and_stops_on_sigterm(tmp_path: Path
     port = _free_port()
     db = tmp_path / "cli.db"
     server = subprocess.Popen(
-        [sys.executable, "-m", "trainboard", "server", "--db", f"sqlite:///{db}", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "trainboard",
+            "server",
+            "--db",
+            f"sqlite:///{db}",
+            "--port",
+            str(port),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -83,9 +92,9 @@ def test_server_command_reports_a_port_in_use(tmp_path: Path) -> None:
 
 
 def test_database_url_comes_from_trainboard_db(tmp_path: Path) -> None:
-    from trainboard.cli import build_parser
-
     import os
+
+    from trainboard.cli import build_parser
 
     os.environ["TRAINBOARD_DB"] = f"sqlite:///{tmp_path / 'env.db'}"
     try:

@@ -27,7 +27,8 @@ def test_logged_scalars_read_back_exactly(server_address: str) -> None:
     assert (np.diff(series.wall_times) >= 0).all()
     run = reader.runs("exp")[0]
     assert (run.name, run.params, run.status) == ("run-a", {"lr": 0.5}, "finished")
-    assert run.finished_at is not None and run.finished_at >= run.started_at
+    assert run.finished_at is not None
+    assert run.finished_at >= run.started_at
 
 
 def test_non_finite_values_round_trip_through_the_sdk(server_address: str) -> None:
@@ -38,7 +39,8 @@ def test_non_finite_values_round_trip_through_the_sdk(server_address: str) -> No
         run_id = client.run_id
     got = trainboard.Reader(server_address).scalars(run_id, "x").values
     assert math.isnan(got[0])
-    assert got[1] == math.inf and got[2] == -math.inf
+    assert got[1] == math.inf
+    assert got[2] == -math.inf
     assert got[3:].tolist() == values[3:]
     assert math.copysign(1.0, got[4]) == -1.0
 
@@ -122,7 +124,8 @@ def test_many_points_arrive_in_several_batches(server_address: str) -> None:
     small = reader.scalars(run_id, "b", max_points=100)
     assert len(small) <= 100
     assert small.total == 5000
-    assert small.steps[0] == 0 and small.steps[-1] == 4999
+    assert small.steps[0] == 0
+    assert small.steps[-1] == 4999
 
 
 def test_histograms_read_back_with_bands(server_address: str) -> None:
@@ -140,7 +143,8 @@ def test_histograms_read_back_with_bands(server_address: str) -> None:
     assert sum(h.bucket_counts) == 640
     bands = h.bands()
     assert len(bands) == 9
-    assert bands[0] == h.min and bands[-1] == h.max
+    assert bands[0] == h.min
+    assert bands[-1] == h.max
     assert list(bands) == sorted(bands)
     b = reader.histograms(run_id, "layer/b")[0]
     assert (b.min, b.max, b.bucket_counts) == (0.0, 0.0, (10,))
@@ -176,12 +180,15 @@ def test_graph_is_stored_and_replaced(server_address: str) -> None:
 
 def test_graph_accepts_dicts_and_rejects_unknown_inputs(server_address: str) -> None:
     with trainboard.Client("exp", "graph-dicts", server=server_address) as client:
-        client.log_graph([{"name": "x", "op": "Placeholder"}, {"name": "y", "op": "Neg", "inputs": ["x"]}])
+        client.log_graph(
+            [{"name": "x", "op": "Placeholder"}, {"name": "y", "op": "Neg", "inputs": ["x"]}]
+        )
         with pytest.raises(ValueError, match="input 'nope'"):
             client.log_graph([{"name": "y", "op": "Neg", "inputs": ["nope"]}])
         run_id = client.run_id
     graph = trainboard.Reader(server_address).graph(run_id)
-    assert graph is not None and [n.name for n in graph] == ["x", "y"]
+    assert graph is not None
+    assert [n.name for n in graph] == ["x", "y"]
 
 
 def test_a_run_without_a_graph_has_none(server_address: str) -> None:
@@ -252,9 +259,10 @@ def test_the_client_package_imports_without_sqlalchemy_or_streamlit() -> None:
     script = textwrap.dedent(
         """
         import sys
+        BLOCKED = ("sqlalchemy", "streamlit", "trainboard_server", "alembic")
         class Block:
             def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("sqlalchemy", "streamlit", "trainboard_server", "alembic"):
+                if name.split(".")[0] in BLOCKED:
                     raise ImportError(f"blocked {name}")
                 return None
         sys.meta_path.insert(0, Block())

@@ -28,12 +28,14 @@ def test_committed_generated_code_is_fresh(tmp_path: Path) -> None:
         check=True,
     )
     fresh = sorted(p.name for p in (tmp_path / "trainboard" / "v1").iterdir())
-    committed = sorted(p.name for p in GENERATED.iterdir() if p.name != "__init__.py" and p.is_file())
+    committed = sorted(
+        p.name for p in GENERATED.iterdir() if p.name != "__init__.py" and p.is_file()
+    )
     assert fresh == committed, "generated files differ in name: run `make proto`"
     for name in fresh:
-        assert filecmp.cmp(tmp_path / "trainboard" / "v1" / name, GENERATED / name, shallow=False), (
-            f"client/trainboard/v1/{name} is stale: run `make proto` and commit the result"
-        )
+        assert filecmp.cmp(
+            tmp_path / "trainboard" / "v1" / name, GENERATED / name, shallow=False
+        ), f"client/trainboard/v1/{name} is stale: run `make proto` and commit the result"
 
 
 def test_generated_code_was_made_by_the_pinned_grpcio_tools() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import numpy as np
 import pytest
 
 from trainboard.v1 import trainboard_pb2 as pb
@@ -42,9 +43,18 @@ def _fails(call: Any, request: Any, code: grpc.StatusCode, field: str) -> None:
     assert field in info.value.details()
 
 
-def _columns(tag: str = "loss", n: int = 3) -> pb.ScalarColumns:
+def _columns(
+    tag: str = "loss",
+    n: int = 3,
+    steps: Any = None,
+    wall_times: Any = None,
+    values: Any = None,
+) -> pb.ScalarColumns:
     return pb.ScalarColumns(
-        tag=tag, steps=range(n), wall_times=[1.0] * n, values=[float(i) for i in range(n)]
+        tag=tag,
+        steps=np.asarray(np.arange(n) if steps is None else steps, dtype="<i8").tobytes(),
+        wall_times=np.asarray([1.0] * n if wall_times is None else wall_times, "<f8").tobytes(),
+        values=np.asarray(np.arange(n) if values is None else values, dtype="<f8").tobytes(),
     )
 
 
@@ -92,14 +102,12 @@ def _bad_batches(run_id: int) -> list[tuple[pb.WriteBatchRequest, str]]:
         base.update(fields)
         return pb.WriteBatchRequest(**base)
 
-    mismatched = _columns()
-    mismatched.values.append(9.0)
-    negative = _columns()
-    negative.steps[1] = -4
-    huge = _columns()
-    huge.steps[2] = 2**60
-    bad_time = _columns()
-    bad_time.wall_times[0] = math.inf
+    mismatched = _columns(values=[1.0, 2.0, 3.0, 9.0])
+    negative = _columns(steps=[0, -4, 2])
+    huge = _columns(steps=[0, 1, 2**60])
+    bad_time = _columns(wall_times=[math.inf, 1.0, 1.0])
+    ragged = _columns()
+    ragged.values = b"1234567"
 
     def hist(summary: pb.HistogramSummary, step: int = 0) -> list[pb.HistogramColumns]:
         point = pb.HistogramPoint(step=step, wall_time=1.0, summary=summary)
@@ -114,6 +122,7 @@ def _bad_batches(run_id: int) -> list[tuple[pb.WriteBatchRequest, str]]:
         (batch(scalars=[_columns(tag="")]), "scalars[0].tag"),
         (batch(scalars=[_columns(), _columns(tag="a\nb")]), "scalars[1].tag"),
         (batch(scalars=[mismatched]), "equal lengths"),
+        (batch(scalars=[ragged]), "scalars[0].values must hold 8-byte"),
         (batch(scalars=[_columns(n=0)]), "scalars[0] has no points"),
         (batch(scalars=[_columns(), negative]), "scalars[1].steps[1]"),
         (batch(scalars=[huge]), "scalars[0].steps[2]"),
@@ -122,7 +131,7 @@ def _bad_batches(run_id: int) -> list[tuple[pb.WriteBatchRequest, str]]:
         (batch(histograms=hist(_summary(bucket_counts=[1, 2]))), "bucket_counts sum"),
         (batch(histograms=hist(_summary(count=0, bucket_counts=[]))), "count"),
         (batch(histograms=hist(_summary(min=2.0))), "min is above"),
-        (batch(histograms=hist(_summary(max=math.inf))), "must be finite"),
+        (batch(histograms=hist(_summary(max=math.inf))), "min and max must be finite"),
         (batch(histograms=hist(_summary(nan_count=9))), "exceed count"),
         (batch(histograms=hist(_summary(), step=-1)), "histograms[0].points[0].step"),
         (batch(histograms=[pb.HistogramColumns(tag="w")]), "histograms[0] has no points"),
@@ -221,7 +230,12 @@ def test_read_rpcs_validate(stubs: Stubs, run_id: int) -> None:
         grpc.StatusCode.NOT_FOUND,
         "777",
     )
-    _fails(read.ReadHistograms, pb.ReadHistogramsRequest(run_ids=[run_id], tags=[""]), invalid, "tags[0]")
+    _fails(
+        read.ReadHistograms,
+        pb.ReadHistogramsRequest(run_ids=[run_id], tags=[""]),
+        invalid,
+        "tags[0]",
+    )
     _fails(read.GetGraph, pb.GetGraphRequest(run_id=0), invalid, "run_id")
 
 

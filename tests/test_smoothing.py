@@ -32,7 +32,9 @@ def test_debiased_average_matches_the_formula() -> None:
 
 def test_non_finite_values_pass_through_and_do_not_advance_the_average() -> None:
     out = smooth([1.0, math.nan, math.inf, -math.inf, 1.0], 0.9)
-    assert math.isnan(out[1]) and out[2] == math.inf and out[3] == -math.inf
+    assert math.isnan(out[1])
+    assert out[2] == math.inf
+    assert out[3] == -math.inf
     np.testing.assert_allclose(out[[0, 4]], [1.0, 1.0])
 
 

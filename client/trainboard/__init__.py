@@ -1,9 +1,9 @@
 """Trainboard: a small, fast experiment tracker for people who train neural networks.
 
-    import trainboard
-    with trainboard.Client(experiment="digits", run="lr=0.5", params={"lr": 0.5}) as client:
-        client.log_scalar("loss", 0.31, step=100)
-    reader = trainboard.Reader()
+import trainboard
+with trainboard.Client(experiment="digits", run="lr=0.5", params={"lr": 0.5}) as client:
+    client.log_scalar("loss", 0.31, step=100)
+reader = trainboard.Reader()
 """
 
 from trainboard.client import Client

@@ -10,6 +10,7 @@ over gRPC, and the pure payload builders (``trainboard.histogram``,
 from __future__ import annotations
 
 import atexit
+import itertools
 import logging
 import random
 import threading
@@ -17,14 +18,16 @@ import time
 import uuid
 import weakref
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Final
+
+import numpy as np
 
 from trainboard import errors, histogram
 from trainboard.graph import validate_graph
 from trainboard.transport import RemoteStore, resolve_server
-from trainboard.types import GraphNode, HistogramRecord, Run
+from trainboard.types import GraphNode, HistogramRecord, Run, WriteResult
 from trainboard.v1 import trainboard_pb2 as pb
 from trainboard.validation import (
     DEFAULT_BUCKETS,
@@ -47,6 +50,9 @@ _HISTOGRAM: Final = 2
 _GRAPH: Final = 3
 _FLUSH: Final = 4
 _CLOSE: Final = 5
+
+_FLOAT_ONLY: Final = frozenset({float})
+_FINAL_STATUSES: Final = ("finished", "failed", "killed")
 
 # A histogram weighs this many points when a batch is sized.
 _HISTOGRAM_WEIGHT = 80
@@ -110,9 +116,9 @@ class Client:
         if run is None:
             run = time.strftime("run-%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:4]
         self.run = check_name("run", run)
-        self.params = None if params is None else dict(params)
         if params is not None:
             params_to_json(params)  # a clear error now, not in the background
+        self.params = None if params is None else dict(params)
         if flush_interval <= 0 or max_batch_points < 1 or max_queue < 1:
             raise ValueError("flush_interval, max_batch_points and max_queue must be positive")
         self.server = resolve_server(server)
@@ -205,11 +211,16 @@ class Client:
         if not values:
             raise ValueError("values must not be empty")
         known = self._known_tags
-        checked: dict[str, float] = {}
-        for tag, value in values.items():
-            if tag not in known:
-                self._learn_tag(tag)
-            checked[tag] = value if type(value) is float else check_value(value, f"values[{tag!r}]")
+        if known.issuperset(values) and _FLOAT_ONLY.issuperset(map(type, values.values())):
+            checked = dict(values)  # the common case: known tags, float values
+        else:
+            checked = {}
+            for tag, value in values.items():
+                if tag not in known:
+                    self._learn_tag(tag)
+                checked[tag] = (
+                    value if type(value) is float else check_value(value, f"values[{tag!r}]")
+                )
         if step is not None and not (type(step) is int and 0 <= step <= MAX_STEP):
             step = check_step(step)
         queue = self._queue
@@ -292,6 +303,8 @@ class Client:
         """Flushes, marks the run ``status`` (finished, failed or killed) and stops
         the sender. Waits at most ``timeout`` seconds (default: ``self.timeout``).
         Returns True when everything was stored. Closing twice does nothing."""
+        if status not in _FINAL_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(_FINAL_STATUSES)}; got {status!r}")
         if self._closed:
             return True
         self._closed = True
@@ -336,23 +349,120 @@ class Client:
 
 
 class _Batch:
-    """Records being gathered into one WriteBatch, columnar per tag."""
+    """Records being gathered into one WriteBatch, columnar per tag.
 
-    __slots__ = ("histograms", "points", "scalars")
+    Consecutive ``log_scalars`` rows with the same tags (the common case: one
+    dict per training step) form a *group*; when it closes, its rows become one
+    numpy matrix in a single pass (no Python work per point), whose columns are
+    the tags' values. Single ``log_scalar`` points go to per-tag lists.
+    """
 
-    def __init__(self) -> None:
-        self.scalars: dict[str, tuple[list[int], list[float], list[float]]] = {}
+    __slots__ = (
+        "_group_base",
+        "_group_next",
+        "_group_rows",
+        "_group_steps",
+        "_group_tags",
+        "_group_times",
+        "_singles",
+        "histograms",
+        "next_steps",
+        "points",
+        "segments",
+    )
+
+    def __init__(self, next_steps: dict[str, int]) -> None:
+        # The sender's per-tag next step, shared and updated as points arrive.
+        self.next_steps = next_steps
+        # Per tag, column segments in the order they were logged.
+        self.segments: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+        self._singles: dict[str, tuple[list[int], list[float], list[float]]] = {}
         self.histograms: list[HistogramRecord] = []
         self.points = 0
+        self._group_tags: tuple[str, ...] = ()
+        self._group_rows: list[Iterable[float]] = []
+        self._group_steps: list[int] = []
+        self._group_times: list[float] = []
+        self._group_base = 0
+        self._group_next = 0
+
+    def add_row(self, values: dict[str, float], step: int | None, wall_time: float) -> None:
+        """One ``log_scalars`` call: every tag of ``values`` at one step."""
+        tags = tuple(values)
+        if tags != self._group_tags:
+            self.close_group()
+            self._close_singles()
+            self._group_tags = tags
+            next_steps = self.next_steps
+            self._group_base = max([next_steps.get(tag, 0) for tag in tags])
+            self._group_next = 0
+        if step is None:
+            step = max(self._group_base, self._group_next)
+        self._group_rows.append(values.values())
+        self._group_steps.append(step)
+        self._group_times.append(wall_time)
+        if step >= self._group_next:
+            self._group_next = step + 1
+        self.points += len(tags)
+
+    def add_scalar(self, tag: str, value: float, step: int | None, wall_time: float) -> None:
+        """One ``log_scalar`` call."""
+        self.close_group()
+        next_steps = self.next_steps
+        if step is None:
+            step = next_steps.get(tag, 0)
+        cols = self._singles.get(tag)
+        if cols is None:
+            cols = self._singles[tag] = ([], [], [])
+        cols[0].append(step)
+        cols[1].append(wall_time)
+        cols[2].append(value)
+        if next_steps.get(tag, 0) <= step:
+            next_steps[tag] = step + 1
+        self.points += 1
+
+    def close_group(self) -> None:
+        tags = self._group_tags
+        if not tags:
+            return
+        width = len(tags)
+        rows = self._group_rows
+        matrix = np.fromiter(
+            itertools.chain.from_iterable(rows), dtype=np.float64, count=len(rows) * width
+        ).reshape(len(rows), width)
+        steps = np.array(self._group_steps, dtype=np.int64)
+        times = np.array(self._group_times, dtype=np.float64)
+        following = self._group_next
+        next_steps = self.next_steps
+        for column, tag in enumerate(tags):
+            self.segments.setdefault(tag, []).append((steps, times, matrix[:, column]))
+            if next_steps.get(tag, 0) < following:
+                next_steps[tag] = following
+        self._group_tags = ()
+        self._group_rows = []
+        self._group_steps = []
+        self._group_times = []
+
+    def _close_singles(self) -> None:
+        for tag, (steps, times, values) in self._singles.items():
+            self.segments.setdefault(tag, []).append(
+                (np.array(steps, dtype=np.int64), np.array(times), np.array(values))
+            )
+        self._singles.clear()
 
     def to_pb(self, client_id: str, sequence: int, run_id: int) -> pb.WriteBatchRequest:
-        from trainboard.wire import summary_to_pb
+        from trainboard.wire import columns_to_pb, summary_to_pb
 
+        self.close_group()
+        self._close_singles()
         request = pb.WriteBatchRequest(client_id=client_id, sequence=sequence, run_id=run_id)
-        for tag, (steps, wall_times, values) in self.scalars.items():
-            request.scalars.append(
-                pb.ScalarColumns(tag=tag, steps=steps, wall_times=wall_times, values=values)
-            )
+        for tag, parts in self.segments.items():
+            if len(parts) == 1:
+                steps, times, values = parts[0]
+            else:
+                columns = zip(*parts, strict=True)
+                steps, times, values = (np.concatenate(column) for column in columns)
+            request.scalars.append(columns_to_pb(tag, steps, times, values))
         by_tag: dict[str, list[pb.HistogramPoint]] = {}
         for record in self.histograms:
             by_tag.setdefault(record.tag, []).append(
@@ -404,6 +514,7 @@ class _Sender(threading.Thread):
         self.resumed = False
         self.start_error: BaseException | None = None
         self.failed_batches = 0
+        self._inflight: tuple[pb.WriteBatchRequest, Callable[[], WriteResult]] | None = None
 
     def abandon(self) -> None:
         """Stop retrying (close() ran out of time)."""
@@ -453,53 +564,28 @@ class _Sender(threading.Thread):
     def _drain(self) -> bool:
         """Sends what is queued; True once a close marker has been handled."""
         queue = self._queue
-        batch = _Batch()
-        scalars = batch.scalars
-        next_steps = self._next_scalar_step
+        batch = _Batch(self._next_scalar_step)
         limit = self._max_batch_points
         while queue:
             record = queue.popleft()
             kind = record[0]
             if kind == _SCALARS:
-                _, values, step, t = record
-                if step is None:
-                    step = max(next_steps.get(tag, 0) for tag in values)
-                following = step + 1
-                for tag, value in values.items():
-                    cols = scalars.get(tag)
-                    if cols is None:
-                        cols = scalars[tag] = ([], [], [])
-                    cols[0].append(step)
-                    cols[1].append(t)
-                    cols[2].append(value)
-                    if next_steps.get(tag, 0) < following:
-                        next_steps[tag] = following
-                batch.points += len(values)
+                batch.add_row(record[1], record[2], record[3])
             elif kind == _SCALAR:
-                _, tag, value, step, t = record
-                if step is None:
-                    step = next_steps.get(tag, 0)
-                cols = scalars.get(tag)
-                if cols is None:
-                    cols = scalars[tag] = ([], [], [])
-                cols[0].append(step)
-                cols[1].append(t)
-                cols[2].append(value)
-                if next_steps.get(tag, 0) <= step:
-                    next_steps[tag] = step + 1
-                batch.points += 1
+                batch.add_scalar(record[1], record[2], record[3], record[4])
             elif kind == _HISTOGRAM:
                 self._add_histogram(batch, record)
             elif kind == _GRAPH:
                 self._send(batch)
-                batch = _Batch()
-                scalars = batch.scalars
+                batch = _Batch(self._next_scalar_step)
+                self._settle()
                 self._send_graph(record[1])
             else:  # _FLUSH or _CLOSE
                 marker: _Marker = record[1]
-                marker.ok = self._send(batch) and not self.failed_batches
-                batch = _Batch()
-                scalars = batch.scalars
+                self._send(batch)
+                batch = _Batch(self._next_scalar_step)
+                self._settle()
+                marker.ok = self.run_info is not None and not self.failed_batches
                 if kind == _CLOSE:
                     self._finish(marker.status)
                     marker.done.set()
@@ -507,9 +593,9 @@ class _Sender(threading.Thread):
                 marker.done.set()
             if batch.points >= limit:
                 self._send(batch)
-                batch = _Batch()
-                scalars = batch.scalars
+                batch = _Batch(self._next_scalar_step)
         self._send(batch)
+        self._settle()
         return False
 
     def _add_histogram(self, batch: _Batch, record: tuple[Any, ...]) -> None:
@@ -528,12 +614,36 @@ class _Sender(threading.Thread):
 
     # ------------------------------------------------------------------ RPCs with retry
 
-    def _send(self, batch: _Batch) -> bool:
-        if not batch.points or self.run_info is None:
-            return self.run_info is not None or not batch.points
+    def _send(self, batch: _Batch) -> None:
+        """Starts sending ``batch`` once the batch before it is acknowledged: one
+        batch is in flight while the next one is built, never two (the server
+        treats a sequence number below a stored one as a replay)."""
+        batch.close_group()
+        if not batch.points:
+            return
+        if self.run_info is None:  # the run could not be started; nothing can be stored
+            self.failed_batches += 1
+            return
         self._sequence += 1
         request = batch.to_pb(self._client_id, self._sequence, self.run_info.id)
-        return self._call(lambda: self._store.write_batch_pb(request), "a batch")
+        self._settle()
+        self._inflight = (request, self._store.write_batch_async(request))
+
+    def _settle(self) -> None:
+        """Waits for the batch in flight; retries it (same sequence) while the
+        server is unavailable."""
+        if self._inflight is None:
+            return
+        request, result = self._inflight
+        self._inflight = None
+        try:
+            result()
+        except errors.Unavailable as exc:
+            self._report_unavailable(exc)
+            self._call(lambda: self._store.write_batch_pb(request), "a batch")
+        except errors.TrainboardError as exc:
+            self.failed_batches += 1
+            log.warning("trainboard: the server refused a batch of run %r: %s", self._run, exc)
 
     def _send_graph(self, nodes: list[GraphNode]) -> None:
         if self.run_info is not None:

@@ -55,9 +55,7 @@ class Reader:
         """One scalar series, sorted by step; at most ``max_points`` points
         (downsampled on the server, spikes and non-finite values kept) and
         ``.total`` the number of distinct steps stored."""
-        found = self.scalars_many(
-            [run_id], [tag], max_points, min_step=min_step, max_step=max_step
-        )
+        found = self.scalars_many([run_id], [tag], max_points, min_step=min_step, max_step=max_step)
         if not found:
             raise errors.NotFound(f"run {run_id} has no scalar tag {tag!r}")
         return found[0]

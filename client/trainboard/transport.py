@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -107,6 +107,22 @@ class RemoteStore:
             duplicate=response.duplicate,
         )
 
+    def write_batch_async(self, request: pb.WriteBatchRequest) -> Callable[[], WriteResult]:
+        """Starts sending a batch; the returned function waits for the answer
+        (raising the domain error of a failure)."""
+        future = self._write.WriteBatch.future(request, timeout=self.timeout)
+
+        def result() -> WriteResult:
+            with translate_errors():
+                response = future.result()
+            return WriteResult(
+                scalar_points=response.scalar_points,
+                histogram_points=response.histogram_points,
+                duplicate=response.duplicate,
+            )
+
+        return result
+
     def finish_run(self, run_id: int, status: str, wall_time: float) -> None:
         with translate_errors():
             self._write.FinishRun(
@@ -125,9 +141,7 @@ class RemoteStore:
 
     def list_experiments(self) -> list[str]:
         with translate_errors():
-            response = self._read.ListExperiments(
-                pb.ListExperimentsRequest(), timeout=self.timeout
-            )
+            response = self._read.ListExperiments(pb.ListExperimentsRequest(), timeout=self.timeout)
         return list(response.names)
 
     def list_runs(self, experiment: str) -> list[Run]:
@@ -162,9 +176,7 @@ class RemoteStore:
         max_step: int | None = None,
     ) -> list[ScalarSeries]:
         """Every (run, tag) pair that exists, in one round trip."""
-        request = pb.ReadScalarsRequest(
-            run_ids=run_ids, tags=tags, max_points=max_points or 0
-        )
+        request = pb.ReadScalarsRequest(run_ids=run_ids, tags=tags, max_points=max_points or 0)
         if min_step is not None:
             request.min_step = min_step
         if max_step is not None:

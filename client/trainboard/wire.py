@@ -8,7 +8,9 @@ here, field by field, and every error names the field (``scalars[2].steps[7]``).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -101,9 +103,11 @@ def check_run_id(run_id: int, field: str = "run_id") -> int:
     return run_id
 
 
-def check_status(status: str, field: str = "status") -> str:
-    if status not in RUN_STATUSES:
-        raise InvalidArgument(f"{field} must be one of {', '.join(RUN_STATUSES)}; got {status!r}")
+def check_final_status(status: str, field: str = "status") -> str:
+    """A run's final status: any status but "running"."""
+    final = [s for s in RUN_STATUSES if s != "running"]
+    if status not in final:
+        raise InvalidArgument(f"{field} must be one of {', '.join(final)}; got {status!r}")
     return status
 
 
@@ -141,9 +145,11 @@ def summary_from_pb(msg: pb.HistogramSummary, field: str = "summary") -> Histogr
         )
     if msg.count == 0:
         raise InvalidArgument(f"{field}.count must be > 0 (a tensor with no elements)")
-    extremes = np.array([msg.min, msg.max, msg.sum, msg.sum_squares])
-    if not np.isfinite(extremes).all():
-        raise InvalidArgument(f"{field}: min, max, sum and sum_squares must be finite")
+    # sum and sum_squares may overflow to inf for huge values; min and max cannot.
+    if not (math.isfinite(msg.min) and math.isfinite(msg.max)):
+        raise InvalidArgument(f"{field}: min and max must be finite")
+    if math.isnan(msg.sum) or math.isnan(msg.sum_squares):
+        raise InvalidArgument(f"{field}: sum and sum_squares must not be NaN")
     if msg.min > msg.max:
         raise InvalidArgument(f"{field}.min is above {field}.max")
     if finite and not buckets:
@@ -190,27 +196,61 @@ def histogram_series_from_pb(msg: pb.HistogramSeriesData) -> HistogramSeries:
 # ------------------------------------------------------------------ scalars
 
 
+_INT64 = np.dtype("<i8")
+_FLOAT64 = np.dtype("<f8")
+
+
+def columns_to_pb(
+    tag: str, steps: np.ndarray, wall_times: np.ndarray, values: np.ndarray
+) -> pb.ScalarColumns:
+    """Packs three equal-length columns as little-endian arrays."""
+    return pb.ScalarColumns(
+        tag=tag,
+        steps=np.asarray(steps, dtype=_INT64).tobytes(),
+        wall_times=np.asarray(wall_times, dtype=_FLOAT64).tobytes(),
+        values=np.asarray(values, dtype=_FLOAT64).tobytes(),
+    )
+
+
+def _unpack(data: bytes, dtype: np.dtype[Any], field: str) -> np.ndarray:
+    if len(data) % 8:
+        raise InvalidArgument(
+            f"{field} must hold 8-byte little-endian numbers, got {len(data)} bytes"
+        )
+    return np.frombuffer(data, dtype=dtype)
+
+
+def columns_from_pb(
+    msg: pb.ScalarColumns, field: str = "columns"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The three columns as (read-only) numpy arrays of equal length."""
+    steps = _unpack(msg.steps, _INT64, f"{field}.steps")
+    wall_times = _unpack(msg.wall_times, _FLOAT64, f"{field}.wall_times")
+    values = _unpack(msg.values, _FLOAT64, f"{field}.values")
+    if not len(steps) == len(wall_times) == len(values):
+        raise InvalidArgument(
+            f"{field}: steps, wall_times and values must have equal lengths, got "
+            f"{len(steps)}, {len(wall_times)} and {len(values)}"
+        )
+    return steps, wall_times, values
+
+
 def scalar_series_to_pb(series: ScalarSeries) -> pb.ScalarSeriesData:
     return pb.ScalarSeriesData(
         run_id=series.run_id,
-        columns=pb.ScalarColumns(
-            tag=series.tag,
-            steps=series.steps.tolist(),
-            wall_times=series.wall_times.tolist(),
-            values=series.values.tolist(),
-        ),
+        columns=columns_to_pb(series.tag, series.steps, series.wall_times, series.values),
         total=series.total,
     )
 
 
 def scalar_series_from_pb(msg: pb.ScalarSeriesData) -> ScalarSeries:
-    cols = msg.columns
+    steps, wall_times, values = columns_from_pb(msg.columns)
     return ScalarSeries(
         run_id=msg.run_id,
-        tag=cols.tag,
-        steps=np.array(cols.steps, dtype=np.int64),
-        wall_times=np.array(cols.wall_times, dtype=np.float64),
-        values=np.array(cols.values, dtype=np.float64),
+        tag=msg.columns.tag,
+        steps=steps.astype(np.int64),  # native, writable copies for the user
+        wall_times=wall_times.astype(np.float64),
+        values=values.astype(np.float64),
         total=msg.total,
     )
 
@@ -218,23 +258,13 @@ def scalar_series_from_pb(msg: pb.ScalarSeriesData) -> ScalarSeries:
 def scalar_columns_from_pb(msg: pb.ScalarColumns, field: str) -> ScalarColumns:
     """Columns of a write batch, every field checked."""
     check_name(f"{field}.tag", msg.tag)
-    n = len(msg.steps)
-    if len(msg.wall_times) != n or len(msg.values) != n:
-        raise InvalidArgument(
-            f"{field}: steps, wall_times and values must have equal lengths, got "
-            f"{n}, {len(msg.wall_times)} and {len(msg.values)}"
-        )
-    if n == 0:
+    steps, wall_times, values = columns_from_pb(msg, field)
+    if len(steps) == 0:
         raise InvalidArgument(f"{field} has no points")
-    steps = np.array(msg.steps, dtype=np.int64)
-    wall_times = np.array(msg.wall_times, dtype=np.float64)
-    values = np.array(msg.values, dtype=np.float64)
     bad = np.flatnonzero((steps < 0) | (steps > MAX_STEP))
     if bad.size:
         i = int(bad[0])
-        raise InvalidArgument(
-            f"{field}.steps[{i}] must be in [0, {MAX_STEP}], got {int(steps[i])}"
-        )
+        raise InvalidArgument(f"{field}.steps[{i}] must be in [0, {MAX_STEP}], got {int(steps[i])}")
     bad = np.flatnonzero(~np.isfinite(wall_times) | (wall_times < 0))
     if bad.size:
         i = int(bad[0])
@@ -252,15 +282,7 @@ def write_batch_to_pb(batch: WriteBatch) -> pb.WriteBatchRequest:
         client_id=batch.client_id,
         sequence=batch.sequence,
         run_id=batch.run_id,
-        scalars=[
-            pb.ScalarColumns(
-                tag=c.tag,
-                steps=c.steps.tolist(),
-                wall_times=c.wall_times.tolist(),
-                values=c.values.tolist(),
-            )
-            for c in batch.scalars
-        ],
+        scalars=[columns_to_pb(c.tag, c.steps, c.wall_times, c.values) for c in batch.scalars],
         histograms=_histogram_records_to_pb(batch.histograms),
     )
 
@@ -284,9 +306,7 @@ def write_batch_from_pb(msg: pb.WriteBatchRequest) -> WriteBatch:
     if msg.sequence <= 0:
         raise InvalidArgument("sequence must be > 0")
     check_run_id(msg.run_id)
-    scalars = tuple(
-        scalar_columns_from_pb(c, f"scalars[{i}]") for i, c in enumerate(msg.scalars)
-    )
+    scalars = tuple(scalar_columns_from_pb(c, f"scalars[{i}]") for i, c in enumerate(msg.scalars))
     histograms: list[HistogramRecord] = []
     for i, cols in enumerate(msg.histograms):
         check_name(f"histograms[{i}].tag", cols.tag)

@@ -75,7 +75,10 @@ def make_server(
     pb_grpc.add_ReadServiceServicer_to_server(ReadServicer(store), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:  # newer grpcio raises instead of returning 0
+        bound = 0
     if bound == 0:
         raise OSError(f"cannot listen on {host}:{port} (address in use?)")
     return ServerHandle(server=server, host=host, port=bound, health=health_servicer)

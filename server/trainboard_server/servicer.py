@@ -84,9 +84,7 @@ class WriteServicer:
     ) -> pb.StartRunResponse:
         experiment = check_name("experiment", request.experiment)
         run = check_name("run", request.run)
-        params = (
-            params_from_json(request.params_json) if request.HasField("params_json") else None
-        )
+        params = params_from_json(request.params_json) if request.HasField("params_json") else None
         wall_time = check_wall_time(request.wall_time)
         return wire.started_run_to_pb(self._store.start_run(experiment, run, params, wall_time))
 
@@ -107,7 +105,7 @@ class WriteServicer:
     ) -> pb.FinishRunResponse:
         self._store.finish_run(
             wire.check_run_id(request.run_id),
-            wire.check_status(request.status),
+            wire.check_final_status(request.status),
             check_wall_time(request.wall_time),
         )
         return pb.FinishRunResponse()
@@ -189,4 +187,3 @@ class ReadServicer:
         if nodes is None:
             return pb.GetGraphResponse(has_graph=False)
         return pb.GetGraphResponse(has_graph=True, graph=wire.graph_to_pb(nodes))
-

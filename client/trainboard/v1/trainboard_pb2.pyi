@@ -13,10 +13,10 @@ class ScalarColumns(_message.Message):
     WALL_TIMES_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
     tag: str
-    steps: _containers.RepeatedScalarFieldContainer[int]
-    wall_times: _containers.RepeatedScalarFieldContainer[float]
-    values: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, tag: _Optional[str] = ..., steps: _Optional[_Iterable[int]] = ..., wall_times: _Optional[_Iterable[float]] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
+    steps: bytes
+    wall_times: bytes
+    values: bytes
+    def __init__(self, tag: _Optional[str] = ..., steps: _Optional[bytes] = ..., wall_times: _Optional[bytes] = ..., values: _Optional[bytes] = ...) -> None: ...
 
 class HistogramSummary(_message.Message):
     __slots__ = ("count", "min", "max", "sum", "sum_squares", "nan_count", "posinf_count", "neginf_count", "bucket_counts")

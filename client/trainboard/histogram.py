@@ -1,0 +1,448 @@
+"""Histogram compression (SPEC §6): a tensor of any shape to a small summary.
+
+Logging a histogram happens in two halves so that the trainer's thread pays only
+for a copy:
+
+* :func:`snapshot` runs at the call site. It validates the input and takes a
+  private copy: a contiguous numpy copy in the input's own dtype, or, for a torch
+  tensor, a detached clone on the tensor's own device.
+* :meth:`Snapshot.summarize` runs later (the SDK's background thread). It reduces
+  the copy to a :class:`~trainboard.types.HistogramSummary`; a torch tensor is
+  reduced on its device with torch ops and only the summary reaches the host.
+
+Both paths put every value in the same bucket: the bucket index is computed in
+float64 as ``trunc((x - min) * (buckets / (max - min)))`` with the same operations
+in the same order, so numpy and torch give identical counts for identical data.
+
+:func:`bands` derives TensorBoard's distribution bands from a summary.
+
+torch is never imported here: a tensor is recognised only when the caller has
+already imported torch (``sys.modules``).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import sys
+import threading
+from typing import Any
+
+import numpy as np
+
+from trainboard.errors import InvalidArgument
+from trainboard.types import HistogramSummary
+from trainboard.validation import DEFAULT_BUCKETS, check_buckets
+
+__all__ = ["BASIS_POINTS", "Snapshot", "bands", "snapshot", "summarize"]
+
+#: TensorBoard's basis points (per ten thousand) of the distribution bands:
+#: min, mean -1.5σ, -1σ, -0.5σ, median, +0.5σ, +1σ, +1.5σ, max of a normal.
+BASIS_POINTS: tuple[int, ...] = (0, 668, 1587, 3085, 5000, 6915, 8413, 9332, 10000)
+
+_NUMERIC_KINDS = frozenset("iuf")  # signed int, unsigned int, float
+_KIND_NAMES = {
+    "b": "bool",
+    "c": "complex",
+    "O": "object",
+    "U": "str",
+    "S": "bytes",
+    "M": "datetime",
+    "m": "timedelta",
+    "V": "void",
+}
+_TORCH_INTEGER_DTYPES = ("uint8", "int8", "int16", "int32", "int64", "uint16", "uint32", "uint64")
+
+
+class Snapshot:
+    """A private copy of the values passed to ``log_histogram``, not yet reduced.
+
+    Take one with :func:`snapshot` (not with this constructor: a snapshot owns
+    its copy and summarising may reuse it); reduce it, once, with :meth:`summarize`.
+    Summarising consumes the snapshot: its copy is dropped (a host buffer goes
+    back to a small pool, so that the next snapshot of the same size is spared
+    the page faults of a fresh multi-megabyte allocation) and the summary is kept,
+    so asking again with the same bucket count answers the same summary.
+    """
+
+    __slots__ = ("_buffer", "_nbytes", "_ready", "_result", "_values")
+
+    def __init__(self, values: Any, *, ready: Any = None, buffer: np.ndarray | None = None) -> None:
+        self._values: Any = values
+        # For a CUDA tensor, an event recorded on the caller's stream after the
+        # clone: the reduction, on another thread and stream, waits on it.
+        self._ready = ready
+        # The pooled host buffer behind ``values``, returned to the pool when consumed.
+        self._buffer = buffer
+        if isinstance(values, np.ndarray):
+            self._nbytes = int(values.nbytes)
+        else:
+            self._nbytes = int(values.numel()) * int(values.element_size())
+        self._result: tuple[int, HistogramSummary] | None = None
+
+    @property
+    def values(self) -> Any:
+        """The copy: a C-contiguous numpy array in the input's dtype, or a torch
+        tensor on the input's device. Valid until :meth:`summarize` is called
+        (a host buffer is then reused for later snapshots)."""
+        if self._values is None:
+            raise RuntimeError("this snapshot was summarised; its copy is gone")
+        return self._values
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the copy occupies (on its device), for bounding queued memory."""
+        return self._nbytes
+
+    def summarize(self, buckets: int = DEFAULT_BUCKETS) -> HistogramSummary:
+        """Reduces the copy to a summary with ``buckets`` equal-width buckets
+        (1 to 512); a torch tensor is reduced on its own device. Call it from one
+        thread at a time."""
+        buckets = check_buckets(buckets)
+        if self._result is not None:
+            done_buckets, summary = self._result
+            if done_buckets != buckets:
+                raise RuntimeError(
+                    f"this snapshot was summarised with {done_buckets} buckets; "
+                    f"take a new snapshot for {buckets}"
+                )
+            return summary
+        values = self._values
+        if isinstance(values, np.ndarray):
+            summary = _summarize_numpy(values, buckets)
+        else:
+            summary = _summarize_torch(values, buckets, self._ready)
+        self._result = (buckets, summary)
+        self._values = self._ready = None
+        if self._buffer is not None:
+            _POOL.give(self._buffer)
+            self._buffer = None
+        return summary
+
+
+class _BufferPool:
+    """Host buffers of summarised snapshots, kept for the next snapshot of the
+    same size. A fresh 4 MB buffer costs the trainer's thread about 1 ms of page
+    faults (more than the copy itself); a recycled one costs none. Holds at most
+    ``capacity`` bytes, dropping the least recently returned buffers first."""
+
+    def __init__(self, capacity: int, min_size: int) -> None:
+        self._capacity = capacity
+        self._min_size = min_size  # below this malloc serves from the heap anyway
+        self._free: list[np.ndarray] = []
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def take(self, nbytes: int) -> tuple[np.ndarray, bool]:
+        """A uint8 buffer of ``nbytes`` and whether it is pooled (worth giving back)."""
+        if not self._min_size <= nbytes <= self._capacity:
+            return np.empty(nbytes, dtype=np.uint8), False
+        with self._lock:
+            for i in range(len(self._free) - 1, -1, -1):
+                if self._free[i].nbytes == nbytes:
+                    self._bytes -= nbytes
+                    return self._free.pop(i), True
+        return np.empty(nbytes, dtype=np.uint8), True
+
+    def give(self, buffer: np.ndarray) -> None:
+        with self._lock:
+            self._free.append(buffer)
+            self._bytes += buffer.nbytes
+            while self._bytes > self._capacity:
+                self._bytes -= self._free.pop(0).nbytes
+
+
+_POOL = _BufferPool(capacity=64 * 2**20, min_size=128 * 2**10)
+
+
+def snapshot(values: object) -> Snapshot:
+    """Validates ``values`` and takes a private copy of them, cheaply.
+
+    Accepts a numpy array (or anything numpy turns into a numeric array: nested
+    lists, Python or numpy scalars) or a torch tensor, of any shape, with an
+    integer or floating dtype. NaN and infinities are allowed.
+
+    Raises ``TypeError`` for anything else (None, str, bool, complex, object
+    dtypes, sparse tensors) and :class:`~trainboard.errors.InvalidArgument` for
+    an input with no elements. The copy keeps the dtype (float32 stays float32);
+    a torch tensor is detached and cloned on its own device, never moved to the
+    host here.
+    """
+    tensor_type = _torch_tensor_type()
+    if tensor_type is not None and isinstance(values, tensor_type):
+        return _snapshot_torch(values)
+    return _snapshot_numpy(values)
+
+
+def summarize(values: object, buckets: int = DEFAULT_BUCKETS) -> HistogramSummary:
+    """Summarises ``values`` in one go: ``snapshot(values).summarize(buckets)``."""
+    buckets = check_buckets(buckets)
+    return snapshot(values).summarize(buckets)
+
+
+def bands(summary: HistogramSummary) -> np.ndarray:
+    """The values at :data:`BASIS_POINTS`, low to high, as 9 float64 values.
+
+    Each is found by linear interpolation inside the bucket where the cumulative
+    count reaches that fraction of the finite values; the first and last are
+    exactly ``min`` and ``max``. The error is at most one bucket width. A summary
+    without finite values gives nine NaNs; a constant one nine times the constant.
+    """
+    counts = np.asarray(summary.bucket_counts, dtype=np.float64)
+    total = float(counts.sum()) if counts.size else 0.0
+    if total <= 0:
+        return np.full(len(BASIS_POINTS), np.nan)
+    lo, hi = float(summary.min), float(summary.max)
+    if lo == hi:
+        return np.full(len(BASIS_POINTS), lo)
+    cumulative = np.cumsum(counts)
+    targets = np.asarray(BASIS_POINTS, dtype=np.float64) * (total / 10_000.0)
+    # The first bucket whose cumulative count reaches the target holds it.
+    index = np.searchsorted(cumulative, targets, side="left").clip(0, counts.size - 1)
+    in_bucket = counts[index]
+    before = cumulative[index] - in_bucket
+    fraction = np.divide(
+        targets - before, in_bucket, out=np.zeros_like(targets), where=in_bucket > 0
+    )
+    # Position in [0, 1] over [min, max]; lerp from both ends so that a range
+    # wider than the largest float64 does not overflow.
+    position = (index + fraction.clip(0.0, 1.0)) / counts.size
+    values = lo * (1.0 - position) + hi * position
+    values = np.maximum.accumulate(values.clip(lo, hi))
+    values[0], values[-1] = lo, hi
+    return values
+
+
+# --- validation and copying in the caller's thread -------------------------------
+
+
+def _torch_tensor_type() -> type[Any] | None:
+    torch = sys.modules.get("torch")
+    tensor_type = getattr(torch, "Tensor", None)
+    return tensor_type if isinstance(tensor_type, type) else None
+
+
+def _snapshot_numpy(values: object) -> Snapshot:
+    if values is None or isinstance(values, (str, bytes, bytearray, bool, np.bool_)):
+        raise TypeError(f"values must be a numeric array or tensor, got {type(values).__name__}")
+    if isinstance(values, numbers.Complex) and not isinstance(values, numbers.Real):
+        raise TypeError(f"values must be real numbers, got {type(values).__name__}")
+    if isinstance(values, np.ndarray):
+        _check_numpy_dtype(values.dtype)
+        _check_not_empty(values.size)
+        buffer, pooled = _POOL.take(values.nbytes)
+        copy = buffer.view(values.dtype).reshape(values.shape)
+        np.copyto(copy, values, casting="no")
+        return Snapshot(copy, buffer=buffer if pooled else None)
+    try:
+        array = np.asarray(values)
+    except (ValueError, TypeError) as exc:  # ragged nesting, unconvertible objects
+        raise TypeError(
+            f"values must be a rectangular numeric array, got {type(values).__name__}: {exc}"
+        ) from exc
+    _check_numpy_dtype(array.dtype)
+    _check_not_empty(array.size)
+    if array is values or not (array.flags.owndata and array.flags.c_contiguous):
+        # A view of the caller's memory (a buffer, an __array__ view): copy it.
+        array = np.array(array, order="C", copy=True)
+    return Snapshot(array)
+
+
+def _check_numpy_dtype(dtype: np.dtype[Any]) -> None:
+    if dtype.kind not in _NUMERIC_KINDS:
+        name = _KIND_NAMES.get(dtype.kind, str(dtype))
+        raise TypeError(f"values must be integers or floats, got dtype {dtype} ({name})")
+
+
+def _check_not_empty(size: int) -> None:
+    if size == 0:
+        raise InvalidArgument("values must have at least one element, got an empty tensor")
+
+
+def _snapshot_torch(tensor: Any) -> Snapshot:
+    torch = sys.modules["torch"]
+    dtype = tensor.dtype
+    integer_dtypes = {getattr(torch, name, None) for name in _TORCH_INTEGER_DTYPES}
+    if dtype == torch.bool or tensor.is_complex() or tensor.is_quantized:
+        raise TypeError(f"values must be integers or floats, got tensor of {dtype}")
+    if not (tensor.is_floating_point() or dtype in integer_dtypes):
+        raise TypeError(f"values must be integers or floats, got tensor of {dtype}")
+    if tensor.layout != torch.strided:
+        raise TypeError(f"values must be a dense tensor, got layout {tensor.layout}; to_dense() it")
+    if tensor.device.type == "meta":
+        raise InvalidArgument("values is a meta tensor: it has no data to summarise")
+    _check_not_empty(int(tensor.numel()))
+    detached = tensor.detach()
+    if detached.device.type == "cpu":
+        # Into a recycled host buffer, as for numpy: torch's CPU allocator keeps
+        # no cache, so a clone would pay the page faults of a fresh allocation.
+        nbytes = int(detached.numel()) * int(detached.element_size())
+        buffer, pooled = _POOL.take(nbytes)
+        copy = torch.from_numpy(buffer).view(detached.dtype).view(detached.shape)
+        try:
+            source = detached.numpy()  # a view, no copy
+        except (TypeError, RuntimeError):  # bfloat16 and other dtypes numpy lacks
+            copy.copy_(detached)
+        else:
+            # A plain memcpy: torch's copy_ wakes its thread pool, which on a
+            # busy machine costs the caller milliseconds.
+            np.copyto(copy.numpy(), source, casting="no")
+        return Snapshot(copy, buffer=buffer if pooled else None)
+    # Same device, caller's stream: an asynchronous device-to-device copy.
+    copy = detached.clone(memory_format=torch.contiguous_format)
+    ready = None
+    if copy.device.type == "cuda":
+        ready = torch.cuda.Event()
+        ready.record(torch.cuda.current_stream(copy.device))
+    return Snapshot(copy, ready=ready)
+
+
+# --- reduction, in the background ------------------------------------------------
+
+
+def _empty_summary(count: int, nan: int, posinf: int, neginf: int) -> HistogramSummary:
+    return HistogramSummary(
+        count=count,
+        min=0.0,
+        max=0.0,
+        sum=0.0,
+        sum_squares=0.0,
+        nan_count=nan,
+        posinf_count=posinf,
+        neginf_count=neginf,
+        bucket_counts=(),
+    )
+
+
+def _bucket_plan(lo: float, hi: float, buckets: int) -> tuple[float, float, float]:
+    """``(prescale, offset, factor)`` with ``index = trunc((x * prescale - offset) * factor)``.
+
+    ``prescale`` is a power of two, 1 unless ``hi - lo`` overflows (a float64
+    range wider than the largest float) or ``buckets / (hi - lo)`` does (a range
+    of subnormals); scaling by a power of two keeps the order of the values.
+    """
+    prescale = 1.0
+    if not math.isfinite(hi - lo):
+        prescale = 0.5
+    elif not math.isfinite(buckets / (hi - lo)):
+        prescale = 2.0**600  # |lo|, |hi| < 2**-960 here, so this cannot overflow
+    offset = lo * prescale
+    return prescale, offset, buckets / (hi * prescale - offset)
+
+
+def _fold_top(counts: list[int], buckets: int) -> tuple[int, ...]:
+    """Bucket counts from a bincount of ``trunc(position)``: ``max`` itself (and a
+    value that rounds up to it) lands at index ``buckets``; it belongs to the last
+    bucket. Folding after counting is cheaper than clipping every index."""
+    folded = [int(c) for c in counts[:buckets]]
+    folded[-1] += sum(int(c) for c in counts[buckets:])
+    return tuple(folded)
+
+
+@np.errstate(over="ignore")  # huge float64 values: sums (or long doubles) overflow to inf
+def _summarize_numpy(array: np.ndarray, buckets: int) -> HistogramSummary:
+    flat = array.reshape(-1)
+    count = int(flat.size)
+    if flat.dtype.kind != "f" or flat.dtype.itemsize > 8:
+        # Integers (exactly as torch sees them) and long doubles go via float64.
+        flat = flat.astype(np.float64)
+    nan = posinf = neginf = 0
+    lo, hi = float(flat.min()), float(flat.max())
+    # NaN propagates into min and max, so two finite ends mean all are finite.
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        nan = int(np.count_nonzero(np.isnan(flat)))
+        posinf = int(np.count_nonzero(flat == np.inf))
+        neginf = int(np.count_nonzero(flat == -np.inf))
+        flat = flat[np.isfinite(flat)]
+        if flat.size == 0:
+            return _empty_summary(count, nan, posinf, neginf)
+        lo, hi = float(flat.min()), float(flat.max())
+    finite = int(flat.size)
+    wide = flat.astype(np.float64, copy=False)
+    total = float(wide.sum())
+    squares = float(np.dot(wide, wide))
+    if lo == hi:
+        bucket_counts: tuple[int, ...] = (finite,)
+    else:
+        prescale, offset, factor = _bucket_plan(lo, hi, buckets)
+        # In place: ``wide`` is this snapshot's own copy (or a temporary).
+        position = wide
+        if prescale != 1.0:
+            position *= prescale
+        position -= offset
+        position *= factor
+        counts = np.bincount(position.astype(np.intp), minlength=buckets + 1)
+        bucket_counts = _fold_top(counts.tolist(), buckets)
+    return HistogramSummary(
+        count=count,
+        min=lo,
+        max=hi,
+        sum=total,
+        sum_squares=squares,
+        nan_count=nan,
+        posinf_count=posinf,
+        neginf_count=neginf,
+        bucket_counts=bucket_counts,
+    )
+
+
+def _to_host(tensor: Any) -> list[Any]:
+    """A small tensor's values on the host. ``cpu()`` waits for the device with
+    the GIL released, so the trainer's thread runs on meanwhile."""
+    values: list[Any] = tensor.cpu().tolist()
+    return values
+
+
+def _summarize_torch(tensor: Any, buckets: int, ready: Any) -> HistogramSummary:
+    torch = sys.modules["torch"]
+    device = tensor.device
+    if ready is not None:
+        torch.cuda.current_stream(device).wait_event(ready)
+    # float64 wherever the device has it (MPS has not): the same arithmetic as numpy.
+    wide_dtype = torch.float32 if device.type == "mps" else torch.float64
+    with torch.no_grad():
+        flat = tensor.reshape(-1)
+        count = int(flat.numel())
+        if not flat.is_floating_point():
+            flat = flat.to(wide_dtype)
+        nan = posinf = neginf = 0
+        lo, hi = (float(v) for v in _to_host(torch.stack(torch.aminmax(flat))))
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            non_finite = torch.stack(
+                [
+                    torch.isnan(flat).sum(),
+                    torch.isposinf(flat).sum(),
+                    torch.isneginf(flat).sum(),
+                ]
+            )
+            nan, posinf, neginf = (int(v) for v in _to_host(non_finite))
+            flat = flat[torch.isfinite(flat)]
+            if flat.numel() == 0:
+                return _empty_summary(count, nan, posinf, neginf)
+            lo, hi = (float(v) for v in _to_host(torch.stack(torch.aminmax(flat))))
+        finite = int(flat.numel())
+        wide = flat.to(wide_dtype)
+        moments = torch.stack([wide.sum(), torch.dot(wide, wide)])
+        if lo == hi:
+            bucket_counts: tuple[int, ...] = (finite,)
+        else:
+            prescale, offset, factor = _bucket_plan(lo, hi, buckets)
+            # In place: ``wide`` is this snapshot's own clone (or a temporary).
+            position = wide
+            if prescale != 1.0:
+                position.mul_(prescale)
+            position.sub_(offset).mul_(factor)
+            counts = torch.bincount(position.to(torch.int64), minlength=buckets + 1)
+            bucket_counts = _fold_top(_to_host(counts), buckets)
+        total, squares = (float(v) for v in _to_host(moments))
+    return HistogramSummary(
+        count=count,
+        min=lo,
+        max=hi,
+        sum=total,
+        sum_squares=squares,
+        nan_count=nan,
+        posinf_count=posinf,
+        neginf_count=neginf,
+        bucket_counts=bucket_counts,
+    )

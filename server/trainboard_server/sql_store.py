@@ -1,0 +1,233 @@
+"""``SqlStore``: the ``trainboard.store.Store`` contract on SQLite or PostgreSQL.
+
+This module is the facade: it validates arguments, runs each call in one
+transaction through ``storage.session.Database`` and leaves the SQL to the
+``storage`` modules, one concern each. Storage layout: ``storage.models``.
+
+Durability: ``write_batch`` returns after its transaction committed. On SQLite
+(WAL, ``synchronous=NORMAL``) a committed batch survives the process being killed;
+the last commits before a power loss may be lost. PostgreSQL follows its own
+``synchronous_commit`` (on by default: commits survive a power loss).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, Engine
+
+from trainboard.errors import InvalidArgument
+from trainboard.types import (
+    RUN_STATUSES,
+    GraphNode,
+    HistogramSeries,
+    Run,
+    ScalarSeries,
+    StartedRun,
+    Tag,
+    WriteBatch,
+    WriteResult,
+)
+from trainboard.validation import (
+    MAX_GRAPH_NODES,
+    check_name,
+    check_step,
+    check_wall_time,
+)
+from trainboard_server.downsample import downsample_indices
+from trainboard_server.storage import graphs, histograms, runs, scalars, series
+from trainboard_server.storage.batches import check_batch, check_run_id, store_batch
+from trainboard_server.storage.engine import make_engine
+from trainboard_server.storage.migrate import upgrade_to_head
+from trainboard_server.storage.session import Database
+
+FINAL_STATUSES = tuple(s for s in RUN_STATUSES if s != "running")
+
+
+class SqlStore:
+    """The Store contract (``trainboard.store``) on a SQLAlchemy engine.
+
+    Thread-safe: every method checks a connection out of the engine's pool for one
+    transaction. Several processes may share one database.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._db = Database(engine)
+
+    @classmethod
+    def from_url(cls, url: str, *, migrate: bool = True) -> SqlStore:
+        """A store on ``sqlite:///path``, ``postgresql://...`` or
+        ``postgresql+psycopg://...``, migrated to the newest schema unless
+        ``migrate=False``; ``InvalidArgument`` for another kind of URL."""
+        engine = make_engine(url)
+        if migrate:
+            try:
+                upgrade_to_head(engine)
+            except BaseException:
+                engine.dispose()
+                raise
+        return cls(engine)
+
+    @property
+    def engine(self) -> Engine:
+        return self._db.engine
+
+    # ------------------------------------------------------------ write side
+
+    def start_run(
+        self,
+        experiment: str,
+        run: str,
+        params: Mapping[str, Any] | None,
+        wall_time: float,
+    ) -> StartedRun:
+        experiment = check_name("experiment", experiment)
+        run = check_name("run", run)
+        wall_time = check_wall_time(wall_time)
+        return self._db.write(lambda c: runs.start_run(c, experiment, run, params, wall_time))
+
+    def write_batch(self, batch: WriteBatch) -> WriteResult:
+        """Stores the batch in one transaction and returns after it committed.
+
+        ``NotFound`` for an unknown run (nothing is stored, the sequence is not
+        recorded). A replayed batch (sequence not above the client's highest) stores
+        nothing and answers ``duplicate=True`` with zero points; otherwise the points
+        counts are those the batch carried."""
+        checked = check_batch(batch)
+        return self._db.write(lambda c: store_batch(c, checked))
+
+    def finish_run(self, run_id: int, status: str, wall_time: float) -> None:
+        run_id = check_run_id(run_id)
+        if status not in FINAL_STATUSES:
+            raise InvalidArgument(
+                f"status must be one of {', '.join(FINAL_STATUSES)}, got {status!r}"
+            )
+        wall_time = check_wall_time(wall_time)
+        self._db.write(lambda c: runs.finish_run(c, run_id, status, wall_time))
+
+    def set_graph(self, run_id: int, nodes: Sequence[GraphNode]) -> None:
+        run_id = check_run_id(run_id)
+        nodes = list(nodes)
+        if len(nodes) > MAX_GRAPH_NODES:
+            raise InvalidArgument(
+                f"graph has {len(nodes)} nodes; at most {MAX_GRAPH_NODES} are allowed"
+            )
+        for i, node in enumerate(nodes):
+            if not isinstance(node, GraphNode):
+                raise TypeError(f"nodes[{i}] must be a GraphNode, got {type(node).__name__}")
+        now = time.time()
+
+        def work(connection: Connection) -> None:
+            runs.touch_run(connection, run_id, None)
+            graphs.store_graph(connection, run_id, nodes, now)
+
+        self._db.write(work)
+
+    # ------------------------------------------------------------- read side
+
+    def list_experiments(self) -> list[str]:
+        return self._db.read(runs.list_experiments)
+
+    def list_runs(self, experiment: str) -> list[Run]:
+        experiment = check_name("experiment", experiment)
+        return self._db.read(lambda c: runs.list_runs(c, experiment))
+
+    def list_tags(self, run_id: int) -> list[Tag]:
+        run_id = check_run_id(run_id)
+
+        def work(connection: Connection) -> list[Tag]:
+            runs.require_run(connection, run_id)
+            return series.run_tags(connection, run_id)
+
+        return self._db.read(work)
+
+    def read_scalars(
+        self,
+        run_id: int,
+        tag: str,
+        max_points: int | None = None,
+        min_step: int | None = None,
+        max_step: int | None = None,
+    ) -> ScalarSeries | None:
+        run_id = check_run_id(run_id)
+        tag = check_name("tag", tag)
+        _check_limit("max_points", max_points)
+        low = None if min_step is None else check_step(min_step, "min_step")
+        high = None if max_step is None else check_step(max_step, "max_step")
+
+        def work(connection: Connection) -> scalars.Points | None:
+            series_id = series.find_series_id(connection, run_id, tag, "scalar")
+            if series_id is None:
+                runs.require_run(connection, run_id)
+                return None
+            return scalars.read_points(connection, series_id, low, high)
+
+        points = self._db.read(work)
+        if points is None:
+            return None
+        # Downsampled outside the transaction: the connection is free again sooner.
+        total = len(points)
+        steps, wall_times, values = points.steps, points.wall_times, points.values
+        if max_points is not None and total > max_points:
+            keep = downsample_indices(steps, values, max_points)
+            steps, wall_times, values = steps[keep], wall_times[keep], values[keep]
+        return ScalarSeries(
+            run_id=run_id,
+            tag=tag,
+            steps=_owned(steps),
+            wall_times=_owned(wall_times),
+            values=_owned(values),
+            total=total,
+        )
+
+    def read_histograms(
+        self,
+        run_id: int,
+        tag: str,
+        max_steps: int | None = None,
+        min_step: int | None = None,
+    ) -> HistogramSeries | None:
+        run_id = check_run_id(run_id)
+        tag = check_name("tag", tag)
+        _check_limit("max_steps", max_steps)
+        low = None if min_step is None else check_step(min_step, "min_step")
+
+        def work(connection: Connection) -> HistogramSeries | None:
+            series_id = series.find_series_id(connection, run_id, tag, "histogram")
+            if series_id is None:
+                runs.require_run(connection, run_id)
+                return None
+            items, total = histograms.read_histogram_rows(connection, series_id, max_steps, low)
+            return HistogramSeries(run_id=run_id, tag=tag, items=tuple(items), total=total)
+
+        return self._db.read(work)
+
+    def get_graph(self, run_id: int) -> list[GraphNode] | None:
+        run_id = check_run_id(run_id)
+
+        def work(connection: Connection) -> list[GraphNode] | None:
+            runs.require_run(connection, run_id)
+            return graphs.load_graph(connection, run_id)
+
+        return self._db.read(work)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _check_limit(field: str, value: int | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{field} must be an int or None, got {type(value).__name__}")
+    if value < 1:
+        raise InvalidArgument(f"{field} must be >= 1 (or None for all), got {value}")
+
+
+def _owned(array: np.ndarray) -> np.ndarray:
+    # Arrays decoded straight from a row's bytes are read-only views; callers get
+    # ordinary arrays they may modify.
+    return array if array.flags.writeable else array.copy()

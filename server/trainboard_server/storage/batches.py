@@ -1,0 +1,204 @@
+"""Write batches: validation, idempotency and the one transaction that stores them."""
+
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+
+import numpy as np
+from sqlalchemy import Connection, Insert
+
+from trainboard.errors import InvalidArgument
+from trainboard.types import (
+    HistogramRecord,
+    HistogramSummary,
+    ScalarColumns,
+    WriteBatch,
+    WriteResult,
+)
+from trainboard.validation import (
+    MAX_BUCKETS,
+    MAX_STEP,
+    check_name,
+    check_step,
+    check_tag,
+    check_wall_time,
+)
+from trainboard_server.storage.dialect import upsert
+from trainboard_server.storage.histograms import write_histograms
+from trainboard_server.storage.models import applied_batches
+from trainboard_server.storage.runs import touch_run
+from trainboard_server.storage.scalars import write_scalars
+
+MAX_INT64 = 2**63 - 1  # what a signed BIGINT column holds
+
+
+def store_batch(connection: Connection, batch: WriteBatch) -> WriteResult:
+    """Stores a validated batch in the caller's transaction (see ``SqlStore.write_batch``)."""
+    touch_run(connection, batch.run_id, latest_wall_time(batch))
+    if not claim_sequence(connection, batch.client_id, batch.sequence):
+        return WriteResult(scalar_points=0, histogram_points=0, duplicate=True)
+    write_scalars(connection, batch.run_id, batch.scalars)
+    write_histograms(connection, batch.run_id, batch.histograms)
+    return WriteResult(
+        scalar_points=sum(len(c.steps) for c in batch.scalars),
+        histogram_points=len(batch.histograms),
+        duplicate=False,
+    )
+
+
+def claim_sequence(connection: Connection, client_id: str, sequence: int) -> bool:
+    """Records ``sequence`` as the client's highest applied one; ``False`` (and no
+    change) when it is not above the highest already applied: a replay.
+
+    One upsert, so two transactions carrying the same batch cannot both pass: the
+    second waits on the row lock of the first (PostgreSQL) or on the database lock
+    (SQLite). Only the highest sequence is kept, so the table holds a row per client.
+    """
+    statement = _claim_statement(connection.dialect.name)
+    claimed = connection.execute(
+        statement, {"client_id": client_id, "high_sequence": sequence}
+    ).first()
+    return claimed is not None
+
+
+@functools.cache  # one per dialect: statements are immutable
+def _claim_statement(dialect: str) -> Insert:
+    upserting = upsert(dialect, applied_batches, ("client_id",), where_greater="high_sequence")
+    return upserting.returning(applied_batches.c.client_id)
+
+
+def latest_wall_time(batch: WriteBatch) -> float | None:
+    latest: float | None = None
+    for column in batch.scalars:
+        if len(column.wall_times):
+            top = float(np.max(column.wall_times))
+            latest = top if latest is None else max(latest, top)
+    for record in batch.histograms:
+        latest = record.wall_time if latest is None else max(latest, record.wall_time)
+    return latest
+
+
+def check_batch(batch: WriteBatch) -> WriteBatch:
+    """The batch with its arrays as contiguous int64/float64, or ``InvalidArgument``
+    (``TypeError`` for a wrong type) naming the first bad field."""
+    if not isinstance(batch, WriteBatch):
+        raise TypeError(f"batch must be a WriteBatch, got {type(batch).__name__}")
+    check_name("client_id", batch.client_id)
+    sequence = _check_int("sequence", batch.sequence)
+    if not 0 <= sequence <= MAX_INT64:
+        raise InvalidArgument(f"sequence must be in [0, {MAX_INT64}], got {sequence}")
+    scalars = tuple(
+        _check_columns(f"scalars[{i}]", column) for i, column in enumerate(batch.scalars)
+    )
+    histograms = tuple(
+        _check_record(f"histograms[{i}]", record) for i, record in enumerate(batch.histograms)
+    )
+    return WriteBatch(
+        client_id=batch.client_id,
+        sequence=sequence,
+        run_id=check_run_id(batch.run_id),
+        scalars=scalars,
+        histograms=histograms,
+    )
+
+
+def check_run_id(run_id: object) -> int:
+    value = _check_int("run_id", run_id)
+    if value <= 0:
+        raise InvalidArgument(f"run_id must be positive, got {value}")
+    return value
+
+
+def _check_int(field: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{field} must be an int, got {type(value).__name__}")
+    return int(value)
+
+
+def _check_columns(field: str, column: ScalarColumns) -> ScalarColumns:
+    tag = check_tag(column.tag)
+    steps = np.asarray(column.steps)
+    wall_times = np.asarray(column.wall_times)
+    values = np.asarray(column.values)
+    if not (steps.ndim == wall_times.ndim == values.ndim == 1):
+        raise InvalidArgument(f"{field} ({tag!r}): steps, wall_times and values must be 1-D")
+    if not len(steps) == len(wall_times) == len(values):
+        raise InvalidArgument(
+            f"{field} ({tag!r}): steps, wall_times and values differ in length "
+            f"({len(steps)}, {len(wall_times)}, {len(values)})"
+        )
+    if len(steps) and steps.dtype.kind not in "iu":
+        raise InvalidArgument(f"{field}.steps ({tag!r}) must be integers, got {steps.dtype}")
+    if len(steps) and steps.dtype.kind == "u" and int(steps.max()) > MAX_STEP:
+        raise InvalidArgument(f"{field}.steps ({tag!r}) must be <= {MAX_STEP}")
+    steps = np.ascontiguousarray(steps, dtype=np.int64)
+    if len(steps) and (int(steps.min()) < 0 or int(steps.max()) > MAX_STEP):
+        raise InvalidArgument(f"{field}.steps ({tag!r}) must lie in [0, {MAX_STEP}]")
+    try:
+        wall_times = np.ascontiguousarray(wall_times, dtype=np.float64)
+        values = np.ascontiguousarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"{field} ({tag!r}): values must be numbers: {exc}") from exc
+    if len(wall_times) and not (
+        bool(np.isfinite(wall_times).all()) and float(wall_times.min()) >= 0
+    ):
+        raise InvalidArgument(f"{field}.wall_times ({tag!r}) must be finite and >= 0")
+    return ScalarColumns(tag=tag, steps=steps, wall_times=wall_times, values=values)
+
+
+def _check_record(field: str, record: HistogramRecord) -> HistogramRecord:
+    tag = check_tag(record.tag)
+    step = check_step(record.step, f"{field}.step")
+    wall_time = check_wall_time(record.wall_time, f"{field}.wall_time")
+    summary = record.summary
+    counts = {
+        "count": summary.count,
+        "nan_count": summary.nan_count,
+        "posinf_count": summary.posinf_count,
+        "neginf_count": summary.neginf_count,
+    }
+    for name, value in counts.items():
+        if not 0 <= _check_int(f"{field}.summary.{name}", value) <= MAX_INT64:
+            raise InvalidArgument(f"{field}.summary.{name} ({tag!r}) must be in [0, 2**63)")
+    if len(summary.bucket_counts) > MAX_BUCKETS:
+        raise InvalidArgument(
+            f"{field}.summary.bucket_counts ({tag!r}) has {len(summary.bucket_counts)} "
+            f"buckets; at most {MAX_BUCKETS} are allowed"
+        )
+    if any(
+        isinstance(c, bool) or not isinstance(c, numbers.Integral) or not 0 <= c < 2**64
+        for c in summary.bucket_counts
+    ):
+        raise InvalidArgument(
+            f"{field}.summary.bucket_counts ({tag!r}) must be non-negative integers"
+        )
+    # sum and sum_squares overflow to inf for huge values; min and max cannot.
+    floats = (summary.min, summary.max, summary.sum, summary.sum_squares)
+    if not all(isinstance(x, numbers.Real) and not math.isnan(x) for x in floats):
+        raise InvalidArgument(f"{field}.summary ({tag!r}): min, max, sum and sum_squares are NaN")
+    if not (math.isfinite(summary.min) and math.isfinite(summary.max)):
+        raise InvalidArgument(f"{field}.summary ({tag!r}): min and max must be finite")
+    if summary.min > summary.max:
+        raise InvalidArgument(f"{field}.summary ({tag!r}): min is above max")
+    finite = summary.count - summary.nan_count - summary.posinf_count - summary.neginf_count
+    if finite < 0:
+        raise InvalidArgument(f"{field}.summary ({tag!r}): non-finite counts exceed count")
+    if sum(summary.bucket_counts) != finite:
+        raise InvalidArgument(
+            f"{field}.summary.bucket_counts ({tag!r}) sum to {sum(summary.bucket_counts)}, "
+            f"but {finite} values are finite"
+        )
+    checked = HistogramSummary(
+        count=int(summary.count),
+        min=float(summary.min),
+        max=float(summary.max),
+        sum=float(summary.sum),
+        sum_squares=float(summary.sum_squares),
+        nan_count=int(summary.nan_count),
+        posinf_count=int(summary.posinf_count),
+        neginf_count=int(summary.neginf_count),
+        bucket_counts=tuple(int(c) for c in summary.bucket_counts),
+    )
+    return HistogramRecord(tag=tag, step=step, wall_time=wall_time, summary=checked)

@@ -1,0 +1,182 @@
+"""Experiments and runs: starting, resuming, finishing and listing them."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Connection, Double, bindparam, case, select, update
+
+from trainboard.errors import NotFound
+from trainboard.types import Run, StartedRun
+from trainboard.validation import params_to_json
+from trainboard_server.storage.dialect import insert_ignoring_conflicts
+from trainboard_server.storage.models import experiments, runs
+from trainboard_server.storage.series import run_tags
+
+_RUN_COLUMNS = (
+    runs.c.id,
+    runs.c.name,
+    experiments.c.name.label("experiment"),
+    runs.c.params,
+    runs.c.status,
+    runs.c.started_at,
+    runs.c.finished_at,
+    runs.c.updated_at,
+)
+
+
+def start_run(
+    connection: Connection,
+    experiment: str,
+    name: str,
+    params: Mapping[str, Any] | None,
+    wall_time: float,
+) -> StartedRun:
+    """Creates the run, or resumes it: status back to running, ``params`` merged in."""
+    experiment_id = _experiment_id(connection, experiment, wall_time)
+    existing = _locked_run(connection, experiment_id, name)
+    if existing is None:
+        text = params_to_json(params or {})
+        statement = (
+            insert_ignoring_conflicts(connection.dialect.name, runs, ("experiment_id", "name"))
+            .values(
+                experiment_id=experiment_id,
+                name=name,
+                params=text,
+                status="running",
+                started_at=wall_time,
+                finished_at=None,
+                updated_at=wall_time,
+            )
+            .returning(runs.c.id)
+        )
+        run_id = connection.execute(statement).scalar_one_or_none()
+        if run_id is not None:
+            run = Run(
+                id=run_id,
+                name=name,
+                experiment=experiment,
+                params=json.loads(text),
+                status="running",
+                started_at=wall_time,
+                finished_at=None,
+                updated_at=wall_time,
+            )
+            return StartedRun(run=run, resumed=False)
+        # Another process created it between our look and our insert: resume that.
+        existing = _locked_run(connection, experiment_id, name)
+        assert existing is not None
+    run_id, stored_params, started_at, updated_at = existing
+    merged = json.loads(stored_params)
+    if params is not None:
+        merged.update(json.loads(params_to_json(params)))
+    text = params_to_json(merged)
+    updated_at = max(updated_at, wall_time)
+    connection.execute(
+        update(runs)
+        .where(runs.c.id == run_id)
+        .values(params=text, status="running", finished_at=None, updated_at=updated_at)
+    )
+    run = Run(
+        id=run_id,
+        name=name,
+        experiment=experiment,
+        params=merged,
+        status="running",
+        started_at=started_at,
+        finished_at=None,
+        updated_at=updated_at,
+    )
+    return StartedRun(run=run, resumed=True, last_steps=tuple(run_tags(connection, run_id)))
+
+
+# max(updated_at, :b_time) in SQL, so that a late or skewed clock never moves
+# updated_at back.
+_LATER_UPDATED_AT = case(
+    (runs.c.updated_at < bindparam("b_time", type_=Double()), bindparam("b_time", type_=Double())),
+    else_=runs.c.updated_at,
+)
+_FINISH_RUN = (
+    update(runs)
+    .where(runs.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"), finished_at=bindparam("b_time"), updated_at=_LATER_UPDATED_AT
+    )
+)
+_TOUCH_RUN = update(runs).where(runs.c.id == bindparam("b_id")).values(updated_at=_LATER_UPDATED_AT)
+
+
+def finish_run(connection: Connection, run_id: int, status: str, wall_time: float) -> None:
+    parameters = {"b_id": run_id, "b_status": status, "b_time": wall_time}
+    if connection.execute(_FINISH_RUN, parameters).rowcount != 1:
+        raise NotFound(f"run {run_id} does not exist")
+
+
+def touch_run(connection: Connection, run_id: int, wall_time: float | None) -> None:
+    """Moves the run's ``updated_at`` up to ``wall_time`` and locks its row until the
+    transaction ends, which serialises the writers of one run on PostgreSQL;
+    ``NotFound`` for an unknown run."""
+    moment = -math.inf if wall_time is None else wall_time
+    if connection.execute(_TOUCH_RUN, {"b_id": run_id, "b_time": moment}).rowcount != 1:
+        raise NotFound(f"run {run_id} does not exist")
+
+
+def require_run(connection: Connection, run_id: int) -> None:
+    if connection.execute(select(runs.c.id).where(runs.c.id == run_id)).first() is None:
+        raise NotFound(f"run {run_id} does not exist")
+
+
+def list_experiments(connection: Connection) -> list[str]:
+    names = connection.execute(select(experiments.c.name)).scalars().all()
+    return sorted(names)  # sorted here: database collations disagree on order
+
+
+def list_runs(connection: Connection, experiment: str) -> list[Run]:
+    statement = (
+        select(*_RUN_COLUMNS)
+        .join_from(runs, experiments, runs.c.experiment_id == experiments.c.id)
+        .where(experiments.c.name == experiment)
+        .order_by(runs.c.id)
+    )
+    return [
+        Run(
+            id=row.id,
+            name=row.name,
+            experiment=row.experiment,
+            params=json.loads(row.params),
+            status=row.status,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            updated_at=row.updated_at,
+        )
+        for row in connection.execute(statement)
+    ]
+
+
+def _experiment_id(connection: Connection, name: str, wall_time: float) -> int:
+    lookup = select(experiments.c.id).where(experiments.c.name == name)
+    found = connection.execute(lookup).scalar_one_or_none()
+    if found is not None:
+        return int(found)
+    connection.execute(
+        insert_ignoring_conflicts(connection.dialect.name, experiments, ("name",)).values(
+            name=name, created_at=wall_time
+        )
+    )
+    return int(connection.execute(lookup).scalar_one())
+
+
+def _locked_run(
+    connection: Connection, experiment_id: int, name: str
+) -> tuple[int, str, float, float] | None:
+    row = connection.execute(
+        select(runs.c.id, runs.c.params, runs.c.started_at, runs.c.updated_at)
+        .where(runs.c.experiment_id == experiment_id, runs.c.name == name)
+        .with_for_update(key_share=True)  # FOR NO KEY UPDATE: inserts of series still go
+    ).first()
+    if row is None:
+        return None
+    return (row.id, row.params, row.started_at, row.updated_at)

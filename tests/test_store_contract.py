@@ -1,0 +1,736 @@
+"""The storage contract (``trainboard.store``), run against every implementation:
+SqlStore on SQLite, SqlStore on PostgreSQL, and RemoteStore through a real gRPC
+server on loopback."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import pytest
+
+from trainboard.errors import InvalidArgument, NotFound
+from trainboard.store import Store
+from trainboard.types import (
+    GraphNode,
+    HistogramRecord,
+    HistogramSummary,
+    ScalarColumns,
+    WriteBatch,
+)
+from trainboard_server.sql_store import SqlStore
+
+UNKNOWN_RUN = 987_654_321
+ODD_NAMES = [
+    'it\'s "quoted"',
+    "x'); DROP TABLE runs; --",
+    "100% _wild_ [chars] \\ back",
+    "ünïcødé/数据/🚀",
+    "a" * 256,
+]
+
+
+def _as_store(store: SqlStore) -> Store:
+    return store  # mypy checks here that SqlStore satisfies the protocol
+
+
+@pytest.fixture(params=["sqlite", "postgres", "grpc"])
+def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    if request.param == "grpc":
+        from trainboard.transport import RemoteStore
+        from trainboard_server.server import make_server
+
+        sql_store = SqlStore.from_url(request.getfixturevalue("sqlite_url"))
+        handle = make_server(sql_store, host="127.0.0.1", port=0)
+        handle.start()
+        remote = RemoteStore(handle.address)
+        try:
+            yield remote
+        finally:
+            remote.close()
+            handle.stop(grace=None)
+            sql_store.close()
+        return
+    url_fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    local = SqlStore.from_url(request.getfixturevalue(url_fixture))
+    try:
+        yield _as_store(local)
+    finally:
+        local.close()
+
+
+_sequences = itertools.count(1)
+
+
+Steps = Sequence[int] | np.ndarray
+Values = Sequence[float] | np.ndarray
+
+
+def scalars(
+    run_id: int,
+    points: dict[str, tuple[Steps, Values]],
+    *,
+    client_id: str = "client-a",
+    sequence: int | None = None,
+    wall_time: float = 1_000.0,
+) -> WriteBatch:
+    """A batch of scalar points per tag; wall times are ``wall_time + step``."""
+    columns = tuple(
+        ScalarColumns(
+            tag=tag,
+            steps=np.asarray(steps, dtype=np.int64),
+            wall_times=wall_time + np.asarray(steps, dtype=np.float64),
+            values=np.asarray(values, dtype=np.float64),
+        )
+        for tag, (steps, values) in points.items()
+    )
+    return WriteBatch(
+        client_id=client_id,
+        sequence=next(_sequences) if sequence is None else sequence,
+        run_id=run_id,
+        scalars=columns,
+    )
+
+
+def summary(count: int, low: float, high: float, buckets: Sequence[int]) -> HistogramSummary:
+    finite = sum(buckets)
+    return HistogramSummary(
+        count=count,
+        min=low,
+        max=high,
+        sum=(low + high) / 2 * finite,
+        sum_squares=float(high * high * finite),
+        nan_count=count - finite,
+        posinf_count=0,
+        neginf_count=0,
+        bucket_counts=tuple(buckets),
+    )
+
+
+def histograms(run_id: int, tag: str, steps: Sequence[int], scale: float = 1.0) -> WriteBatch:
+    records = tuple(
+        HistogramRecord(
+            tag=tag,
+            step=step,
+            wall_time=2_000.0 + step,
+            summary=summary(10, -scale * step, scale * step + 1, [step % 7, 3, 10 - 3 - step % 7]),
+        )
+        for step in steps
+    )
+    return WriteBatch(
+        client_id="hist-client", sequence=next(_sequences), run_id=run_id, histograms=records
+    )
+
+
+def new_run(store: Store, experiment: str = "digits", name: str = "lr=0.5") -> int:
+    return store.start_run(experiment, name, {"lr": 0.5}, 100.0).run.id
+
+
+# ---------------------------------------------------------------- runs
+
+
+def test_starting_a_new_run_creates_it_running(store: Store) -> None:
+    started = store.start_run("digits", "lr=0.5", {"lr": 0.5, "layers": [2, 3]}, 100.0)
+
+    assert not started.resumed
+    assert started.last_steps == ()
+    run = started.run
+    assert run.id > 0
+    assert (run.experiment, run.name, run.status) == ("digits", "lr=0.5", "running")
+    assert dict(run.params) == {"lr": 0.5, "layers": [2, 3]}
+    assert run.started_at == 100.0
+    assert run.finished_at is None
+    assert store.list_runs("digits") == [run]
+
+
+def test_starting_a_run_again_resumes_it_running(store: Store) -> None:
+    first = store.start_run("digits", "lr=0.5", {"lr": 0.5}, 100.0).run
+    store.finish_run(first.id, "failed", 150.0)
+
+    again = store.start_run("digits", "lr=0.5", None, 200.0)
+
+    assert again.resumed
+    assert again.run.id == first.id
+    assert again.run.status == "running"
+    assert again.run.finished_at is None
+    assert again.run.started_at == 100.0
+    assert again.run.updated_at == 200.0
+    assert [r.id for r in store.list_runs("digits")] == [first.id]
+
+
+def test_resuming_merges_params_new_values_replacing_old(store: Store) -> None:
+    store.start_run("digits", "r", {"lr": 0.5, "seed": 1}, 100.0)
+
+    resumed = store.start_run("digits", "r", {"lr": 0.1, "epochs": 3}, 200.0)
+
+    expected = {"lr": 0.1, "seed": 1, "epochs": 3}
+    assert dict(resumed.run.params) == expected
+    assert dict(store.list_runs("digits")[0].params) == expected
+
+
+def test_resuming_with_params_none_keeps_them(store: Store) -> None:
+    store.start_run("digits", "r", {"lr": 0.5}, 100.0)
+
+    resumed = store.start_run("digits", "r", None, 200.0)
+
+    assert dict(resumed.run.params) == {"lr": 0.5}
+
+
+def test_resuming_returns_the_last_step_of_every_tag_and_kind(store: Store) -> None:
+    run_id = new_run(store)
+    store.write_batch(scalars(run_id, {"loss": ([0, 1, 7], [3.0, 2.0, 1.0]), "acc": ([4], [0.5])}))
+    store.write_batch(scalars(run_id, {"loss": ([2], [1.5])}))  # an older step: last stays 7
+    store.write_batch(histograms(run_id, "loss", [3, 5]))
+
+    resumed = store.start_run("digits", "lr=0.5", None, 300.0)
+
+    assert [(t.name, t.kind, t.last_step) for t in resumed.last_steps] == [
+        ("loss", "histogram", 5),
+        ("acc", "scalar", 4),
+        ("loss", "scalar", 7),
+    ]
+
+
+def test_runs_are_listed_in_creation_order_per_experiment(store: Store) -> None:
+    ids = [store.start_run("exp", name, None, 1.0).run.id for name in ["b", "a", "c"]]
+    other = store.start_run("other", "a", None, 1.0).run.id
+
+    assert [r.id for r in store.list_runs("exp")] == ids
+    assert [r.name for r in store.list_runs("exp")] == ["b", "a", "c"]
+    assert [r.id for r in store.list_runs("other")] == [other]
+    assert other not in ids
+    assert store.list_runs("nobody-made-this") == []
+
+
+def test_experiments_are_listed_sorted(store: Store) -> None:
+    assert store.list_experiments() == []
+    for experiment in ["mnist", "cifar", "digits", "cifar"]:
+        store.start_run(experiment, "run", None, 1.0)
+
+    assert store.list_experiments() == ["cifar", "digits", "mnist"]
+
+
+def test_finishing_a_run_sets_its_status_and_times(store: Store) -> None:
+    run_id = new_run(store)
+
+    store.finish_run(run_id, "finished", 160.0)
+
+    run = store.list_runs("digits")[0]
+    assert (run.status, run.finished_at, run.updated_at) == ("finished", 160.0, 160.0)
+    assert run.duration == 60.0
+
+
+def test_finishing_with_an_unknown_status_is_an_invalid_argument(store: Store) -> None:
+    run_id = new_run(store)
+
+    with pytest.raises(InvalidArgument, match="status"):
+        store.finish_run(run_id, "exploded", 160.0)
+    assert store.list_runs("digits")[0].status == "running"
+
+
+def test_a_write_moves_the_runs_updated_time(store: Store) -> None:
+    run_id = new_run(store)  # started at 100
+
+    store.write_batch(scalars(run_id, {"loss": ([5, 9], [1.0, 2.0])}, wall_time=1_000.0))
+
+    run = store.list_runs("digits")[0]
+    assert run.updated_at == 1_009.0
+    assert run.duration == 909.0
+
+
+def test_tags_are_listed_by_kind_then_name_with_their_last_step(store: Store) -> None:
+    run_id = new_run(store)
+    assert store.list_tags(run_id) == []
+    store.write_batch(scalars(run_id, {"b": ([1, 2], [0.0, 0.0]), "a": ([9], [0.0])}))
+    store.write_batch(histograms(run_id, "w", [4]))
+
+    tags = store.list_tags(run_id)
+
+    assert [(t.name, t.kind, t.last_step) for t in tags] == [
+        ("w", "histogram", 4),
+        ("a", "scalar", 9),
+        ("b", "scalar", 2),
+    ]
+
+
+# ---------------------------------------------------------------- scalars
+
+
+def test_scalars_round_trip(store: Store) -> None:
+    run_id = new_run(store)
+    steps = np.arange(0, 3000, 3)
+    values = np.sin(steps / 100.0)
+
+    result = store.write_batch(scalars(run_id, {"loss": (steps, values)}))
+
+    assert (result.scalar_points, result.histogram_points, result.duplicate) == (1000, 0, False)
+    series = store.read_scalars(run_id, "loss")
+    assert series is not None
+    assert (series.run_id, series.tag, series.total, len(series)) == (run_id, "loss", 1000, 1000)
+    np.testing.assert_array_equal(series.steps, steps)
+    np.testing.assert_array_equal(series.values, values)
+    np.testing.assert_array_equal(series.wall_times, 1_000.0 + steps)
+    assert series.steps.dtype == np.int64
+    assert series.values.dtype == series.wall_times.dtype == np.float64
+
+
+def test_relogging_a_step_replaces_the_value(store: Store) -> None:
+    run_id = new_run(store)
+    store.write_batch(scalars(run_id, {"loss": ([1, 2, 3], [1.0, 2.0, 3.0])}))
+
+    store.write_batch(scalars(run_id, {"loss": ([2], [20.0])}, wall_time=5_000.0))
+
+    series = store.read_scalars(run_id, "loss")
+    assert series is not None
+    assert series.steps.tolist() == [1, 2, 3]
+    assert series.values.tolist() == [1.0, 20.0, 3.0]
+    assert series.wall_times.tolist() == [1_001.0, 5_002.0, 1_003.0]
+    assert series.total == 3
+
+
+def test_the_last_write_of_a_step_wins_within_a_batch(store: Store) -> None:
+    run_id = new_run(store)
+
+    store.write_batch(scalars(run_id, {"loss": ([5, 3, 5, 4, 3], [1.0, 2.0, 3.0, 4.0, 5.0])}))
+
+    series = store.read_scalars(run_id, "loss")
+    assert series is not None
+    assert series.steps.tolist() == [3, 4, 5]
+    assert series.values.tolist() == [5.0, 4.0, 3.0]
+
+
+def test_the_last_write_wins_across_many_batches_out_of_order(store: Store) -> None:
+    run_id = new_run(store)
+    rng = np.random.default_rng(7)
+    expected: dict[int, float] = {}
+    for _ in range(30):
+        steps = rng.integers(0, 200, size=25)
+        values = rng.normal(size=25)
+        store.write_batch(scalars(run_id, {"x": (steps, values)}))
+        for step, value in zip(steps.tolist(), values.tolist(), strict=True):
+            expected[step] = value
+
+    series = store.read_scalars(run_id, "x")
+
+    assert series is not None
+    assert series.steps.tolist() == sorted(expected)
+    assert series.values.tolist() == [expected[s] for s in sorted(expected)]
+    assert series.total == len(expected)
+
+
+def test_non_finite_values_round_trip_exactly(store: Store) -> None:
+    run_id = new_run(store)
+    values = np.array([np.nan, np.inf, -np.inf, -0.0, 5e-324, 1.7976931348623157e308, 0.1])
+
+    store.write_batch(scalars(run_id, {"odd": (np.arange(len(values)), values)}))
+
+    series = store.read_scalars(run_id, "odd")
+    assert series is not None
+    assert series.values.tobytes() == values.tobytes()  # bit for bit, NaN and -0.0 included
+
+
+def test_a_replayed_batch_is_stored_once_and_reported_duplicate(store: Store) -> None:
+    run_id = new_run(store)
+    batch = scalars(run_id, {"loss": ([1, 2], [1.0, 2.0])}, client_id="c1", sequence=7)
+    assert not store.write_batch(batch).duplicate
+    store.write_batch(scalars(run_id, {"loss": ([2], [99.0])}, client_id="c1", sequence=8))
+
+    replay = store.write_batch(batch)
+
+    assert replay.duplicate
+    assert (replay.scalar_points, replay.histogram_points) == (0, 0)
+    series = store.read_scalars(run_id, "loss")
+    assert series is not None
+    assert series.values.tolist() == [1.0, 99.0]  # the replay did not overwrite step 2
+
+
+def test_a_batch_with_a_lower_sequence_is_a_duplicate(store: Store) -> None:
+    run_id = new_run(store)
+    store.write_batch(scalars(run_id, {"loss": ([1], [1.0])}, client_id="c1", sequence=10))
+
+    older = store.write_batch(scalars(run_id, {"loss": ([5], [5.0])}, client_id="c1", sequence=3))
+
+    assert older.duplicate
+    series = store.read_scalars(run_id, "loss")
+    assert series is not None
+    assert series.steps.tolist() == [1]
+
+
+def test_sequences_are_counted_per_client(store: Store) -> None:
+    run_id = new_run(store)
+    store.write_batch(scalars(run_id, {"loss": ([1], [1.0])}, client_id="c1", sequence=10))
+
+    other = store.write_batch(scalars(run_id, {"loss": ([2], [2.0])}, client_id="c2", sequence=1))
+
+    assert not other.duplicate
+    series = store.read_scalars(run_id, "loss")
+    assert series is not None
+    assert series.steps.tolist() == [1, 2]
+
+
+def test_a_batch_for_an_unknown_run_raises_not_found_and_stores_nothing(store: Store) -> None:
+    run_id = new_run(store)
+    batch = scalars(UNKNOWN_RUN, {"loss": ([1], [1.0])}, client_id="c1", sequence=1)
+
+    with pytest.raises(NotFound):
+        store.write_batch(batch)
+
+    # The sequence was not recorded either: the same key for a real run is stored.
+    retry = store.write_batch(scalars(run_id, {"loss": ([1], [1.0])}, client_id="c1", sequence=1))
+    assert not retry.duplicate
+
+
+def test_a_batch_is_atomic(store: Store) -> None:
+    run_id = new_run(store)
+    bad_histogram = HistogramRecord(
+        tag="w", step=1, wall_time=1.0, summary=summary(600, 0.0, 1.0, [1] * 600)
+    )
+    batch = WriteBatch(
+        client_id="c1",
+        sequence=1,
+        run_id=run_id,
+        scalars=scalars(run_id, {"loss": ([1, 2], [1.0, 2.0])}).scalars,
+        histograms=(bad_histogram,),
+    )
+
+    with pytest.raises(InvalidArgument, match="bucket"):
+        store.write_batch(batch)
+
+    assert store.read_scalars(run_id, "loss") is None
+    assert store.list_tags(run_id) == []
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "write_batch",
+        "finish_run",
+        "set_graph",
+        "list_tags",
+        "read_scalars",
+        "read_histograms",
+        "get_graph",
+    ],
+)
+def test_every_run_taking_method_raises_not_found_for_an_unknown_run(
+    store: Store, call: str
+) -> None:
+    new_run(store)
+    calls: dict[str, Callable[[], object]] = {
+        "write_batch": lambda: store.write_batch(scalars(UNKNOWN_RUN, {"x": ([1], [1.0])})),
+        "finish_run": lambda: store.finish_run(UNKNOWN_RUN, "finished", 1.0),
+        "set_graph": lambda: store.set_graph(UNKNOWN_RUN, [GraphNode(name="x", op="Input")]),
+        "list_tags": lambda: store.list_tags(UNKNOWN_RUN),
+        "read_scalars": lambda: store.read_scalars(UNKNOWN_RUN, "x"),
+        "read_histograms": lambda: store.read_histograms(UNKNOWN_RUN, "x"),
+        "get_graph": lambda: store.get_graph(UNKNOWN_RUN),
+    }
+
+    with pytest.raises(NotFound):
+        calls[call]()
+
+
+def test_reading_a_tag_the_run_does_not_have_returns_none(store: Store) -> None:
+    run_id = new_run(store)
+    store.write_batch(scalars(run_id, {"loss": ([1], [1.0])}))
+    store.write_batch(histograms(run_id, "weights", [1]))
+
+    assert store.read_scalars(run_id, "accuracy") is None
+    assert store.read_histograms(run_id, "accuracy") is None
+    assert store.read_scalars(run_id, "weights") is None  # a histogram tag, not a scalar one
+    assert store.read_histograms(run_id, "loss") is None
+
+
+def test_a_tag_holds_a_scalar_and_a_histogram_series_side_by_side(store: Store) -> None:
+    run_id = new_run(store)
+    store.write_batch(scalars(run_id, {"w": ([1, 2], [1.0, 2.0])}))
+    store.write_batch(histograms(run_id, "w", [1, 2, 3]))
+
+    scalar_series = store.read_scalars(run_id, "w")
+    histogram_series = store.read_histograms(run_id, "w")
+
+    assert scalar_series is not None
+    assert histogram_series is not None
+    assert scalar_series.total == 2
+    assert histogram_series.total == 3
+
+
+def test_min_and_max_step_select_the_points_and_the_total(store: Store) -> None:
+    run_id = new_run(store)
+    steps = np.arange(0, 50_000, 2)
+    store.write_batch(scalars(run_id, {"loss": (steps, steps * 0.5)}))
+
+    series = store.read_scalars(run_id, "loss", min_step=101, max_step=30_000)
+    tail = store.read_scalars(run_id, "loss", min_step=49_990)
+    head = store.read_scalars(run_id, "loss", max_step=4)
+    nothing = store.read_scalars(run_id, "loss", min_step=60_000)
+
+    assert series is not None
+    assert tail is not None
+    assert head is not None
+    assert series.steps[0] == 102
+    assert series.steps[-1] == 30_000
+    assert series.total == len(series) == (30_000 - 102) // 2 + 1
+    np.testing.assert_array_equal(series.values, series.steps * 0.5)
+    assert tail.steps.tolist() == [49_990, 49_992, 49_994, 49_996, 49_998]
+    assert head.steps.tolist() == [0, 2, 4]
+    assert nothing is not None
+    assert (len(nothing), nothing.total) == (0, 0)
+
+
+def test_downsampling_keeps_at_most_max_points_with_the_first_and_last(store: Store) -> None:
+    run_id = new_run(store)
+    steps = np.arange(10_000)
+    store.write_batch(scalars(run_id, {"loss": (steps, np.cos(steps / 50.0))}))
+
+    series = store.read_scalars(run_id, "loss", max_points=500)
+
+    assert series is not None
+    assert 0 < len(series) <= 500
+    assert series.total == 10_000
+    assert series.steps[0] == 0
+    assert series.steps[-1] == 9_999
+    assert bool(np.all(np.diff(series.steps) > 0))
+    np.testing.assert_array_equal(series.values, np.cos(series.steps / 50.0))
+    np.testing.assert_array_equal(series.wall_times, 1_000.0 + series.steps)
+
+
+def test_downsampling_never_hides_a_single_spike_or_nan(store: Store) -> None:
+    run_id = new_run(store)
+    steps = np.arange(100_000)
+    values = np.full(len(steps), 0.5)
+    values[31_337] = 1e6
+    values[77_777] = np.nan
+    for start in range(0, len(steps), 25_000):  # several batches, so several chunks
+        part = slice(start, start + 25_000)
+        store.write_batch(scalars(run_id, {"loss": (steps[part], values[part])}))
+
+    series = store.read_scalars(run_id, "loss", max_points=1_000)
+
+    assert series is not None
+    assert len(series) <= 1_000
+    assert series.total == 100_000
+    assert 31_337 in series.steps.tolist()
+    assert series.values[series.steps.tolist().index(31_337)] == 1e6
+    assert series.steps[np.isnan(series.values)].tolist() == [77_777]
+    assert series.steps[0] == 0
+    assert series.steps[-1] == 99_999
+
+
+def test_the_total_counts_distinct_steps_after_the_last_write_won(store: Store) -> None:
+    run_id = new_run(store)
+    store.write_batch(scalars(run_id, {"loss": (np.arange(100), np.zeros(100))}))
+    store.write_batch(scalars(run_id, {"loss": (np.arange(50, 150), np.ones(100))}))
+
+    series = store.read_scalars(run_id, "loss", max_points=10)
+
+    assert series is not None
+    assert series.total == 150
+    assert len(series) <= 10
+
+
+def test_one_tag_in_several_columns_of_a_batch_is_one_series(store: Store) -> None:
+    run_id = new_run(store)
+    first = scalars(run_id, {"loss": ([1, 2], [1.0, 2.0])}).scalars[0]
+    second = scalars(run_id, {"loss": ([2, 3], [20.0, 3.0])}).scalars[0]
+
+    store.write_batch(WriteBatch("c", 1, run_id, scalars=(first, second)))
+
+    series = store.read_scalars(run_id, "loss")
+    assert series is not None
+    assert series.values.tolist() == [1.0, 20.0, 3.0]
+
+
+# ---------------------------------------------------------------- histograms
+
+
+def test_histograms_round_trip(store: Store) -> None:
+    run_id = new_run(store)
+    record = HistogramRecord(
+        tag="layer1/W",
+        step=3,
+        wall_time=1_234.5,
+        summary=HistogramSummary(
+            count=2**40 + 1_000,
+            min=-0.25,
+            max=0.75,
+            sum=12.5,
+            sum_squares=99.0,
+            nan_count=3,
+            posinf_count=2,
+            neginf_count=1,
+            bucket_counts=(10, 0, 2**40, 984),
+        ),
+    )
+    empty = HistogramRecord(
+        tag="layer1/W",
+        step=4,
+        wall_time=1_235.0,
+        summary=HistogramSummary(3, 0.0, 0.0, 0.0, 0.0, 3, 0, 0, ()),
+    )
+
+    result = store.write_batch(WriteBatch("h", 1, run_id, histograms=(record, empty)))
+
+    assert (result.scalar_points, result.histogram_points) == (0, 2)
+    series = store.read_histograms(run_id, "layer1/W")
+    assert series is not None
+    assert (series.run_id, series.tag, series.total, len(series)) == (run_id, "layer1/W", 2, 2)
+    stored = series[0]
+    assert (stored.step, stored.wall_time) == (3, 1_234.5)
+    assert stored.summary == record.summary
+    assert series[1].summary == empty.summary
+    assert series[-1].bucket_counts == ()
+
+
+@pytest.mark.parametrize("field", ["min", "max", "sum", "sum_squares"])
+def test_a_histogram_summary_with_a_non_finite_statistic_is_refused(
+    store: Store, field: str
+) -> None:
+    run_id = new_run(store)
+    fields = {"min": -1.0, "max": 1.0, "sum": 0.0, "sum_squares": 2.0, field: float("nan")}
+    odd = HistogramSummary(
+        count=2, nan_count=0, posinf_count=0, neginf_count=0, bucket_counts=(1, 1), **fields
+    )
+    batch = WriteBatch("h", 1, run_id, histograms=(HistogramRecord("w", 0, 1.0, odd),))
+
+    with pytest.raises(InvalidArgument, match=r"NaN|finite"):
+        store.write_batch(batch)
+    assert store.read_histograms(run_id, "w") is None
+
+
+@pytest.mark.parametrize("field", ["min", "max"])
+def test_a_histogram_summary_with_an_infinite_extreme_is_refused(store: Store, field: str) -> None:
+    run_id = new_run(store)
+    fields = {"min": -1.0, "max": 1.0, "sum": 0.0, "sum_squares": 2.0, field: float("inf")}
+    odd = HistogramSummary(
+        count=2, nan_count=0, posinf_count=0, neginf_count=0, bucket_counts=(1, 1), **fields
+    )
+    batch = WriteBatch("h", 1, run_id, histograms=(HistogramRecord("w", 0, 1.0, odd),))
+
+    with pytest.raises(InvalidArgument, match="min and max must be finite"):
+        store.write_batch(batch)
+    assert store.read_histograms(run_id, "w") is None
+
+
+def test_an_overflowing_histogram_sum_is_stored_as_infinity(store: Store) -> None:
+    # Summing values near the float64 limit overflows; the summary keeps +/-inf.
+    run_id = new_run(store)
+    huge = HistogramSummary(2, -1e308, 1e308, -math.inf, math.inf, 0, 0, 0, (1, 1))
+    store.write_batch(WriteBatch("h", 1, run_id, histograms=(HistogramRecord("w", 0, 1.0, huge),)))
+    series = store.read_histograms(run_id, "w")
+    assert series is not None
+    assert (series[0].sum, series[0].sum_squares) == (-math.inf, math.inf)
+
+
+def test_relogging_a_histogram_step_replaces_it(store: Store) -> None:
+    run_id = new_run(store)
+    store.write_batch(histograms(run_id, "w", [1, 2, 3], scale=1.0))
+
+    store.write_batch(histograms(run_id, "w", [2], scale=5.0))
+
+    series = store.read_histograms(run_id, "w")
+    assert series is not None
+    assert series.steps.tolist() == [1, 2, 3]
+    assert series[1].min == -10.0
+    assert series[0].min == -1.0
+    assert series.total == 3
+
+
+def test_the_last_histogram_of_a_step_wins_within_a_batch(store: Store) -> None:
+    run_id = new_run(store)
+    records = tuple(HistogramRecord("w", 1, 1.0, summary(5, float(-i), 1.0, [5])) for i in range(3))
+
+    store.write_batch(WriteBatch("h", 1, run_id, histograms=records))
+
+    series = store.read_histograms(run_id, "w")
+    assert series is not None
+    assert len(series) == 1
+    assert series[0].min == -2.0
+
+
+def test_max_steps_samples_histograms_evenly_keeping_the_last(store: Store) -> None:
+    run_id = new_run(store)
+    store.write_batch(histograms(run_id, "w", range(0, 1_000, 10)))
+
+    series = store.read_histograms(run_id, "w", max_steps=7)
+
+    assert series is not None
+    assert len(series) == 7
+    assert series.total == 100
+    steps = series.steps.tolist()
+    assert steps == sorted(set(steps))
+    assert steps[0] == 0
+    assert steps[-1] == 990
+    gaps = np.diff(steps)
+    assert gaps.max() - gaps.min() <= 10  # evenly spread, up to one stored step
+
+
+def test_min_step_selects_histograms(store: Store) -> None:
+    run_id = new_run(store)
+    store.write_batch(histograms(run_id, "w", range(10)))
+
+    series = store.read_histograms(run_id, "w", min_step=7)
+
+    assert series is not None
+    assert series.steps.tolist() == [7, 8, 9]
+    assert series.total == 3
+
+
+# ---------------------------------------------------------------- graphs
+
+
+GRAPH = [
+    GraphNode(name="x", op="Placeholder", shape=(-1, 64), dtype="float32"),
+    GraphNode(name="W", op="Variable", shape=(64, 10), dtype="float32"),
+    GraphNode(name="matmul", op="MatMul", inputs=("x", "W"), shape=(-1, 10)),
+    GraphNode(
+        name="gradients/softmax_grad",
+        op="SoftmaxGrad",
+        inputs=("matmul",),
+        attributes={"axis": "-1", "note": "ünï"},
+    ),
+]
+
+
+def test_a_graph_round_trips(store: Store) -> None:
+    run_id = new_run(store)
+    assert store.get_graph(run_id) is None
+
+    store.set_graph(run_id, GRAPH)
+
+    assert store.get_graph(run_id) == GRAPH
+
+
+def test_setting_a_graph_again_replaces_it(store: Store) -> None:
+    run_id = new_run(store)
+    store.set_graph(run_id, GRAPH)
+    smaller = [GraphNode(name="y", op="Softmax")]
+
+    store.set_graph(run_id, smaller)
+
+    assert store.get_graph(run_id) == smaller
+    other = store.start_run("digits", "other", None, 1.0).run.id
+    assert store.get_graph(other) is None
+
+
+# ---------------------------------------------------------------- names
+
+
+@pytest.mark.parametrize("name", ODD_NAMES)
+def test_names_are_stored_verbatim(store: Store, name: str) -> None:
+    started = store.start_run(name, name, {name: name}, 1.0)
+    run_id = started.run.id
+    store.write_batch(scalars(run_id, {name: ([1], [1.0])}))
+    store.write_batch(histograms(run_id, name, [1]))
+    store.set_graph(run_id, [GraphNode(name=name, op=name, attributes={name: name})])
+
+    assert store.list_experiments() == [name]
+    run = store.list_runs(name)[0]
+    assert (run.name, dict(run.params)) == (name, {name: name})
+    assert {t.name for t in store.list_tags(run_id)} == {name}
+    assert store.read_scalars(run_id, name) is not None
+    assert store.read_histograms(run_id, name) is not None
+    assert store.get_graph(run_id) == [GraphNode(name=name, op=name, attributes={name: name})]
+    assert store.start_run(name, name, None, 2.0).resumed
