@@ -26,7 +26,12 @@ import numpy as np
 
 from trainboard import errors, histogram
 from trainboard.graph import validate_graph
-from trainboard.transport import RemoteStore, resolve_server
+from trainboard.transport import (
+    RemoteStore,
+    resolve_server,
+    resolve_tls_root_cert,
+    resolve_token,
+)
 from trainboard.types import GraphNode, HistogramRecord, Run, WriteResult
 from trainboard.v1 import trainboard_pb2 as pb
 from trainboard.validation import (
@@ -97,6 +102,10 @@ class Client:
 
     ``step`` is optional: a tag then continues from its last step + 1 (0 for a
     new tag; after a resume the stored last step counts).
+
+    ``token`` (default ``TRAINBOARD_TOKEN``) is sent with every call to a server
+    that requires tokens; ``tls_root_cert`` (default ``TRAINBOARD_TLS_ROOT_CERT``)
+    names the PEM root certificate of a server that serves TLS.
     """
 
     def __init__(
@@ -111,6 +120,8 @@ class Client:
         max_queue: int = 200_000,
         timeout: float = 30.0,
         exit_timeout: float = 10.0,
+        token: str | None = None,
+        tls_root_cert: str | None = None,
     ) -> None:
         self.experiment = check_name("experiment", experiment)
         if run is None:
@@ -134,7 +145,12 @@ class Client:
         self._sender = _Sender(
             queue=self._queue,
             wake=self._wake,
-            store=RemoteStore(self.server, timeout=timeout),
+            store=RemoteStore(
+                self.server,
+                timeout=timeout,
+                token=resolve_token(token),
+                tls_root_cert=resolve_tls_root_cert(tls_root_cert),
+            ),
             experiment=self.experiment,
             run=self.run,
             params=self.params,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from types import TracebackType
 
 from trainboard import errors
-from trainboard.transport import RemoteStore, resolve_server
+from trainboard.transport import RemoteStore, resolve_server, resolve_tls_root_cert, resolve_token
 from trainboard.types import GraphNode, HistogramSeries, Run, ScalarSeries, Tag
 from trainboard.validation import check_name, check_step
 
@@ -15,13 +15,26 @@ class Reader:
     """Reads experiments, runs, tags, series and graphs back from a server.
 
     ``server`` is ``host:port`` (default ``TRAINBOARD_SERVER`` or
-    ``127.0.0.1:6009``). Unknown run ids raise ``trainboard.errors.NotFound``;
-    so does reading a tag the run does not have.
+    ``127.0.0.1:6009``); ``token`` and ``tls_root_cert`` as for ``Client``.
+    Unknown run ids raise ``trainboard.errors.NotFound``; so does reading a tag
+    the run does not have.
     """
 
-    def __init__(self, server: str | None = None, *, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        server: str | None = None,
+        *,
+        timeout: float = 60.0,
+        token: str | None = None,
+        tls_root_cert: str | None = None,
+    ) -> None:
         self.server = resolve_server(server)
-        self._store = RemoteStore(self.server, timeout=timeout)
+        self._store = RemoteStore(
+            self.server,
+            timeout=timeout,
+            token=resolve_token(token),
+            tls_root_cert=resolve_tls_root_cert(tls_root_cert),
+        )
 
     def experiments(self) -> list[str]:
         """Experiment names, sorted."""

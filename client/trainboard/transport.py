@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
@@ -59,23 +60,90 @@ def translate_errors() -> Iterator[None]:
         raise error(f"{details} ({code.name})") from exc
 
 
-def open_channel(address: str) -> grpc.Channel:
-    return grpc.insecure_channel(
-        address,
-        options=[
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ],
-    )
+def resolve_token(token: str | None) -> str | None:
+    """The credential: the argument, else ``TRAINBOARD_TOKEN``, else none."""
+    token = token if token is not None else os.environ.get("TRAINBOARD_TOKEN") or None
+    if token is not None and (not isinstance(token, str) or not token.strip()):
+        raise ValueError("token must be a non-empty str")
+    return token
+
+
+def resolve_tls_root_cert(path: str | None) -> bytes | None:
+    """The root certificate (PEM) to trust for TLS: the file named by the
+    argument, else by ``TRAINBOARD_TLS_ROOT_CERT``; None for a plain channel."""
+    path = path if path is not None else os.environ.get("TRAINBOARD_TLS_ROOT_CERT") or None
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except OSError as exc:
+        raise ValueError(f"cannot read TLS root certificate {path}: {exc.strerror}") from exc
+
+
+class _CallDetails(
+    collections.namedtuple(
+        "_CallDetails",
+        ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression"),
+    ),
+    grpc.ClientCallDetails,  # type: ignore[misc]  # grpc is untyped
+):
+    pass
+
+
+class _BearerToken(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Adds ``authorization: Bearer TOKEN`` to every call."""
+
+    def __init__(self, token: str) -> None:
+        self._metadata = ("authorization", f"Bearer {token}")
+
+    def intercept_unary_unary(
+        self, continuation: Callable[[Any, Any], Any], details: Any, request: Any
+    ) -> Any:
+        with_token = _CallDetails(
+            details.method,
+            details.timeout,
+            [*(details.metadata or ()), self._metadata],
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
+        )
+        return continuation(with_token, request)
+
+
+def open_channel(
+    address: str, *, token: str | None = None, tls_root_cert: bytes | None = None
+) -> grpc.Channel:
+    """A channel to ``address``: TLS when a root certificate is given, and the
+    token sent with every call when one is given."""
+    options = [
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ]
+    if tls_root_cert is not None:
+        credentials = grpc.ssl_channel_credentials(root_certificates=tls_root_cert)
+        channel = grpc.secure_channel(address, credentials, options=options)
+    else:
+        channel = grpc.insecure_channel(address, options=options)
+    if token is not None:
+        channel = grpc.intercept_channel(channel, _BearerToken(token))
+    return channel
 
 
 class RemoteStore:
     """``trainboard.store.Store`` over gRPC. Thread-safe; one channel."""
 
-    def __init__(self, address: str, *, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        timeout: float = 60.0,
+        token: str | None = None,
+        tls_root_cert: bytes | None = None,
+    ) -> None:
         self.address = address
         self.timeout = timeout
-        self._channel = open_channel(address)
+        self._channel = open_channel(address, token=token, tls_root_cert=tls_root_cert)
         self._write = pb_grpc.WriteServiceStub(self._channel)
         self._read = pb_grpc.ReadServiceStub(self._channel)
 

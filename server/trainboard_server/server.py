@@ -16,6 +16,7 @@ from trainboard.store import Store
 from trainboard.transport import MAX_MESSAGE_BYTES
 from trainboard.v1 import trainboard_pb2 as pb
 from trainboard.v1 import trainboard_pb2_grpc as pb_grpc
+from trainboard_server.auth import TokenAuthInterceptor, Tokens
 from trainboard_server.servicer import ReadServicer, WriteServicer
 
 log = logging.getLogger("trainboard.server")
@@ -51,6 +52,19 @@ class ServerHandle:
         self.server.wait_for_termination()
 
 
+@dataclass(frozen=True)
+class TlsCredentials:
+    """The server's certificate chain and private key, PEM-encoded."""
+
+    certificate_chain: bytes
+    private_key: bytes
+
+    @classmethod
+    def from_files(cls, cert: str, key: str) -> TlsCredentials:
+        with open(cert, "rb") as c, open(key, "rb") as k:
+            return cls(c.read(), k.read())
+
+
 def make_server(
     store: Store,
     host: str = "127.0.0.1",
@@ -58,14 +72,19 @@ def make_server(
     *,
     max_workers: int = 32,
     max_message_bytes: int = MAX_MESSAGE_BYTES,
+    tokens: Tokens | None = None,
+    tls: TlsCredentials | None = None,
 ) -> ServerHandle:
     """A gRPC server with the write, read and health services over ``store``.
 
     ``port=0`` picks a free port (see ``ServerHandle.port``). Messages larger than
-    ``max_message_bytes`` are refused with RESOURCE_EXHAUSTED.
+    ``max_message_bytes`` are refused with RESOURCE_EXHAUSTED. With ``tokens``,
+    every RPC but the health check needs a valid token (``trainboard_server.auth``);
+    with ``tls``, the port serves TLS only.
     """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="trainboard-rpc"),
+        interceptors=[TokenAuthInterceptor(tokens)] if tokens is not None else [],
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
@@ -75,8 +94,13 @@ def make_server(
     pb_grpc.add_ReadServiceServicer_to_server(ReadServicer(store), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    address = f"{host}:{port}"
     try:
-        bound = server.add_insecure_port(f"{host}:{port}")
+        if tls is None:
+            bound = server.add_insecure_port(address)
+        else:
+            credentials = grpc.ssl_server_credentials([(tls.private_key, tls.certificate_chain)])
+            bound = server.add_secure_port(address, credentials)
     except RuntimeError:  # newer grpcio raises instead of returning 0
         bound = 0
     if bound == 0:
