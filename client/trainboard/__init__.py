@@ -19,6 +19,7 @@ from trainboard.errors import (
 from trainboard.histogram import summarize
 from trainboard.reader import Reader
 from trainboard.smoothing import smooth
+from trainboard.spool import sync
 from trainboard.types import (
     GraphNode,
     Histogram,
@@ -51,4 +52,5 @@ __all__ = [
     "__version__",
     "smooth",
     "summarize",
+    "sync",
 ]

@@ -2,7 +2,7 @@
 
 Three layers, as in tensorboardX: the user-facing ``Client`` validates and
 enqueues (the trainer's thread pays for nothing else), one background
-``_Sender`` thread turns queued records into columnar batches and sends them
+``Sender`` thread turns queued records into columnar batches and sends them
 over gRPC, and the pure payload builders (``trainboard.histogram``,
 ``trainboard.wire``) shape what is sent.
 """
@@ -10,30 +10,28 @@ over gRPC, and the pure payload builders (``trainboard.histogram``,
 from __future__ import annotations
 
 import atexit
-import itertools
 import logging
-import random
 import threading
 import time
 import uuid
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
-import numpy as np
-
 from trainboard import errors, histogram
 from trainboard.graph import validate_graph
+from trainboard.sender import CLOSE, FLUSH, GRAPH, HISTOGRAM, SCALAR, SCALARS, Marker, Sender
+from trainboard.spool import default_spool_dir
 from trainboard.transport import (
     RemoteStore,
     resolve_server,
     resolve_tls_root_cert,
     resolve_token,
 )
-from trainboard.types import GraphNode, HistogramRecord, Run, WriteResult
-from trainboard.v1 import trainboard_pb2 as pb
+from trainboard.types import GraphNode, Run
 from trainboard.validation import (
     DEFAULT_BUCKETS,
     MAX_STEP,
@@ -48,19 +46,8 @@ from trainboard.validation import (
 
 log = logging.getLogger("trainboard")
 
-# Record kinds on the queue (small ints: cheaper to build and compare than classes).
-_SCALAR: Final = 0
-_SCALARS: Final = 1
-_HISTOGRAM: Final = 2
-_GRAPH: Final = 3
-_FLUSH: Final = 4
-_CLOSE: Final = 5
-
 _FLOAT_ONLY: Final = frozenset({float})
 _FINAL_STATUSES: Final = ("finished", "failed", "killed")
-
-# A histogram weighs this many points when a batch is sized.
-_HISTOGRAM_WEIGHT = 80
 
 _live_clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
@@ -71,18 +58,6 @@ def _close_all_at_exit() -> None:
 
 
 atexit.register(_close_all_at_exit)
-
-
-class _Marker:
-    """A flush or close request on the queue; the sender sets ``done`` when every
-    record queued before it has been acknowledged (or given up on)."""
-
-    __slots__ = ("done", "ok", "status")
-
-    def __init__(self, status: str = "") -> None:
-        self.done = threading.Event()
-        self.ok = True
-        self.status = status
 
 
 class Client:
@@ -103,6 +78,12 @@ class Client:
     ``step`` is optional: a tag then continues from its last step + 1 (0 for a
     new tag; after a resume the stored last step counts).
 
+    When the server is unreachable for longer than ``spill_after`` seconds (or
+    the queue fills up meanwhile), batches go to a spool file in ``spool_dir``
+    (default ``TRAINBOARD_SPOOL_DIR`` or ``~/.trainboard/spool``), which is sent
+    and removed when the server answers again. Network trouble is reported
+    once as a warning and never raised into the training loop.
+
     ``token`` (default ``TRAINBOARD_TOKEN``) is sent with every call to a server
     that requires tokens; ``tls_root_cert`` (default ``TRAINBOARD_TLS_ROOT_CERT``)
     names the PEM root certificate of a server that serves TLS.
@@ -122,6 +103,8 @@ class Client:
         exit_timeout: float = 10.0,
         token: str | None = None,
         tls_root_cert: str | None = None,
+        spool_dir: str | Path | None = None,
+        spill_after: float = 5.0,
     ) -> None:
         self.experiment = check_name("experiment", experiment)
         if run is None:
@@ -142,7 +125,7 @@ class Client:
         self._known_tags: set[str] = set()
         self._closed = False
         self._waiting_reported = False
-        self._sender = _Sender(
+        self._sender = Sender(
             queue=self._queue,
             wake=self._wake,
             store=RemoteStore(
@@ -156,6 +139,9 @@ class Client:
             params=self.params,
             flush_interval=flush_interval,
             max_batch_points=max_batch_points,
+            max_queue=max_queue,
+            spool_dir=Path(spool_dir) if spool_dir is not None else default_spool_dir(),
+            spill_after=spill_after,
         )
         self._sender.start()
         _live_clients.add(self)
@@ -206,7 +192,7 @@ class Client:
         if step is not None and not (type(step) is int and 0 <= step <= MAX_STEP):
             step = check_step(step)
         queue = self._queue
-        queue.append((_SCALAR, tag, value, step, t))
+        queue.append((SCALAR, tag, value, step, t))
         if len(queue) >= self._wake_at:
             self._make_room()
 
@@ -240,7 +226,7 @@ class Client:
         if step is not None and not (type(step) is int and 0 <= step <= MAX_STEP):
             step = check_step(step)
         queue = self._queue
-        queue.append((_SCALARS, checked, step, t))
+        queue.append((SCALARS, checked, step, t))
         if len(queue) >= self._wake_at:
             self._make_room()
 
@@ -267,7 +253,7 @@ class Client:
         if step is not None:
             step = check_step(step)
         snap = histogram.snapshot(values)
-        self._queue.append((_HISTOGRAM, tag, snap, step, t, buckets))
+        self._queue.append((HISTOGRAM, tag, snap, step, t, buckets))
         self._make_room()
 
     def log_graph(self, graph: Iterable[GraphNode | Mapping[str, Any]]) -> None:
@@ -276,7 +262,7 @@ class Client:
         if self._closed:
             raise RuntimeError("this Client is closed")
         nodes = validate_graph(graph)
-        self._queue.append((_GRAPH, nodes))
+        self._queue.append((GRAPH, nodes))
         self._wake.set()
 
     def _learn_tag(self, tag: str) -> None:
@@ -308,8 +294,8 @@ class Client:
         refused; a warning then says why)."""
         if self._closed or not self._sender.is_alive():
             return not self._sender.failed_batches
-        marker = _Marker()
-        self._queue.append((_FLUSH, marker))
+        marker = Marker()
+        self._queue.append((FLUSH, marker))
         self._wake.set()
         if not marker.done.wait(timeout):
             return False
@@ -317,31 +303,32 @@ class Client:
 
     def close(self, status: str = "finished", timeout: float | None = None) -> bool:
         """Flushes, marks the run ``status`` (finished, failed or killed) and stops
-        the sender. Waits at most ``timeout`` seconds (default: ``self.timeout``).
-        Returns True when everything was stored. Closing twice does nothing."""
+        the sender. Waits at most ``timeout`` seconds (default: ``self.timeout``);
+        what the server has not taken by then stays in the spool file
+        (``spool_path``, sent later by ``trainboard sync``). Returns True when
+        everything was stored. Closing twice does nothing."""
         if status not in _FINAL_STATUSES:
             raise ValueError(f"status must be one of {', '.join(_FINAL_STATUSES)}; got {status!r}")
         if self._closed:
             return True
         self._closed = True
         _live_clients.discard(self)
-        marker = _Marker(status)
-        self._queue.append((_CLOSE, marker))
+        marker = Marker(status)
+        self._queue.append((CLOSE, marker))
         self._wake.set()
         wait = self.timeout if timeout is None else timeout
         if not marker.done.wait(wait):
+            # Out of time: the sender spools what is left, says where, and ends.
             self._sender.abandon()
-            log.warning(
-                "trainboard: closing run %r: the server at %s did not take all data within "
-                "%g s; %d records were not stored",
-                self.run,
-                self.server,
-                wait,
-                len(self._queue),
-            )
+            self._sender.join(timeout=max(wait, 10.0))
             return False
         self._sender.join(timeout=wait)
         return marker.ok
+
+    @property
+    def spool_path(self) -> Path | None:
+        """The run's spool file, while the server could not take everything."""
+        return self._sender.spool_path
 
     def __enter__(self) -> Client:
         return self
@@ -362,350 +349,3 @@ class Client:
 
     def __repr__(self) -> str:
         return f"Client(experiment={self.experiment!r}, run={self.run!r}, server={self.server!r})"
-
-
-class _Batch:
-    """Records being gathered into one WriteBatch, columnar per tag.
-
-    Consecutive ``log_scalars`` rows with the same tags (the common case: one
-    dict per training step) form a *group*; when it closes, its rows become one
-    numpy matrix in a single pass (no Python work per point), whose columns are
-    the tags' values. Single ``log_scalar`` points go to per-tag lists.
-    """
-
-    __slots__ = (
-        "_group_base",
-        "_group_next",
-        "_group_rows",
-        "_group_steps",
-        "_group_tags",
-        "_group_times",
-        "_singles",
-        "histograms",
-        "next_steps",
-        "points",
-        "segments",
-    )
-
-    def __init__(self, next_steps: dict[str, int]) -> None:
-        # The sender's per-tag next step, shared and updated as points arrive.
-        self.next_steps = next_steps
-        # Per tag, column segments in the order they were logged.
-        self.segments: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
-        self._singles: dict[str, tuple[list[int], list[float], list[float]]] = {}
-        self.histograms: list[HistogramRecord] = []
-        self.points = 0
-        self._group_tags: tuple[str, ...] = ()
-        self._group_rows: list[Iterable[float]] = []
-        self._group_steps: list[int] = []
-        self._group_times: list[float] = []
-        self._group_base = 0
-        self._group_next = 0
-
-    def add_row(self, values: dict[str, float], step: int | None, wall_time: float) -> None:
-        """One ``log_scalars`` call: every tag of ``values`` at one step."""
-        tags = tuple(values)
-        if tags != self._group_tags:
-            self.close_group()
-            self._close_singles()
-            self._group_tags = tags
-            next_steps = self.next_steps
-            self._group_base = max([next_steps.get(tag, 0) for tag in tags])
-            self._group_next = 0
-        if step is None:
-            step = max(self._group_base, self._group_next)
-        self._group_rows.append(values.values())
-        self._group_steps.append(step)
-        self._group_times.append(wall_time)
-        if step >= self._group_next:
-            self._group_next = step + 1
-        self.points += len(tags)
-
-    def add_scalar(self, tag: str, value: float, step: int | None, wall_time: float) -> None:
-        """One ``log_scalar`` call."""
-        self.close_group()
-        next_steps = self.next_steps
-        if step is None:
-            step = next_steps.get(tag, 0)
-        cols = self._singles.get(tag)
-        if cols is None:
-            cols = self._singles[tag] = ([], [], [])
-        cols[0].append(step)
-        cols[1].append(wall_time)
-        cols[2].append(value)
-        if next_steps.get(tag, 0) <= step:
-            next_steps[tag] = step + 1
-        self.points += 1
-
-    def close_group(self) -> None:
-        tags = self._group_tags
-        if not tags:
-            return
-        width = len(tags)
-        rows = self._group_rows
-        matrix = np.fromiter(
-            itertools.chain.from_iterable(rows), dtype=np.float64, count=len(rows) * width
-        ).reshape(len(rows), width)
-        steps = np.array(self._group_steps, dtype=np.int64)
-        times = np.array(self._group_times, dtype=np.float64)
-        following = self._group_next
-        next_steps = self.next_steps
-        for column, tag in enumerate(tags):
-            self.segments.setdefault(tag, []).append((steps, times, matrix[:, column]))
-            if next_steps.get(tag, 0) < following:
-                next_steps[tag] = following
-        self._group_tags = ()
-        self._group_rows = []
-        self._group_steps = []
-        self._group_times = []
-
-    def _close_singles(self) -> None:
-        for tag, (steps, times, values) in self._singles.items():
-            self.segments.setdefault(tag, []).append(
-                (np.array(steps, dtype=np.int64), np.array(times), np.array(values))
-            )
-        self._singles.clear()
-
-    def to_pb(self, client_id: str, sequence: int, run_id: int) -> pb.WriteBatchRequest:
-        from trainboard.wire import columns_to_pb, summary_to_pb
-
-        self.close_group()
-        self._close_singles()
-        request = pb.WriteBatchRequest(client_id=client_id, sequence=sequence, run_id=run_id)
-        for tag, parts in self.segments.items():
-            if len(parts) == 1:
-                steps, times, values = parts[0]
-            else:
-                columns = zip(*parts, strict=True)
-                steps, times, values = (np.concatenate(column) for column in columns)
-            request.scalars.append(columns_to_pb(tag, steps, times, values))
-        by_tag: dict[str, list[pb.HistogramPoint]] = {}
-        for record in self.histograms:
-            by_tag.setdefault(record.tag, []).append(
-                pb.HistogramPoint(
-                    step=record.step,
-                    wall_time=record.wall_time,
-                    summary=summary_to_pb(record.summary),
-                )
-            )
-        for tag, points in by_tag.items():
-            request.histograms.append(pb.HistogramColumns(tag=tag, points=points))
-        return request
-
-
-class _Sender(threading.Thread):
-    """The one background thread: starts the run, then turns queued records
-    into batches and sends them, in order, each retried with the same
-    idempotency key until it is acknowledged."""
-
-    def __init__(
-        self,
-        *,
-        queue: deque[tuple[Any, ...]],
-        wake: threading.Event,
-        store: RemoteStore,
-        experiment: str,
-        run: str,
-        params: Mapping[str, Any] | None,
-        flush_interval: float,
-        max_batch_points: int,
-    ) -> None:
-        super().__init__(name=f"trainboard-sender-{run}", daemon=True)
-        self._queue = queue
-        self._wake = wake
-        self._store = store
-        self._experiment = experiment
-        self._run = run
-        self._params = params
-        self._flush_interval = flush_interval
-        self._max_batch_points = max_batch_points
-        self._client_id = uuid.uuid4().hex
-        self._sequence = 0
-        self._next_scalar_step: dict[str, int] = {}
-        self._next_histogram_step: dict[str, int] = {}
-        self._abandoned = threading.Event()
-        self._unavailable_reported = False
-        self.started = threading.Event()
-        self.run_info: Run | None = None
-        self.resumed = False
-        self.start_error: BaseException | None = None
-        self.failed_batches = 0
-        self._inflight: tuple[pb.WriteBatchRequest, Callable[[], WriteResult]] | None = None
-
-    def abandon(self) -> None:
-        """Stop retrying (close() ran out of time)."""
-        self._abandoned.set()
-        self._wake.set()
-
-    # ------------------------------------------------------------------ thread body
-
-    def run(self) -> None:
-        try:
-            self._start_run()
-            while not self._abandoned.is_set():
-                self._wake.wait(self._flush_interval)
-                self._wake.clear()
-                if self._drain():
-                    return
-        finally:
-            self._release_waiters()
-            self._store.close()
-
-    def _start_run(self) -> None:
-        delay = 0.05
-        while not self._abandoned.is_set():
-            try:
-                started = self._store.start_run(
-                    self._experiment, self._run, self._params, time.time()
-                )
-            except errors.Unavailable as exc:
-                self._report_unavailable(exc)
-                delay = self._backoff(delay)
-                continue
-            except errors.TrainboardError as exc:
-                self.start_error = exc
-                log.warning("trainboard: run %r could not be started: %s", self._run, exc)
-                self.started.set()
-                return
-            self.run_info = started.run
-            self.resumed = started.resumed
-            for tag in started.last_steps:
-                steps = (
-                    self._next_scalar_step if tag.kind == "scalar" else self._next_histogram_step
-                )
-                steps[tag.name] = tag.last_step + 1
-            self.started.set()
-            return
-
-    def _drain(self) -> bool:
-        """Sends what is queued; True once a close marker has been handled."""
-        queue = self._queue
-        batch = _Batch(self._next_scalar_step)
-        limit = self._max_batch_points
-        while queue:
-            record = queue.popleft()
-            kind = record[0]
-            if kind == _SCALARS:
-                batch.add_row(record[1], record[2], record[3])
-            elif kind == _SCALAR:
-                batch.add_scalar(record[1], record[2], record[3], record[4])
-            elif kind == _HISTOGRAM:
-                self._add_histogram(batch, record)
-            elif kind == _GRAPH:
-                self._send(batch)
-                batch = _Batch(self._next_scalar_step)
-                self._settle()
-                self._send_graph(record[1])
-            else:  # _FLUSH or _CLOSE
-                marker: _Marker = record[1]
-                self._send(batch)
-                batch = _Batch(self._next_scalar_step)
-                self._settle()
-                marker.ok = self.run_info is not None and not self.failed_batches
-                if kind == _CLOSE:
-                    self._finish(marker.status)
-                    marker.done.set()
-                    return True
-                marker.done.set()
-            if batch.points >= limit:
-                self._send(batch)
-                batch = _Batch(self._next_scalar_step)
-        self._send(batch)
-        self._settle()
-        return False
-
-    def _add_histogram(self, batch: _Batch, record: tuple[Any, ...]) -> None:
-        _, tag, snap, step, t, buckets = record
-        if step is None:
-            step = self._next_histogram_step.get(tag, 0)
-        if self._next_histogram_step.get(tag, 0) <= step:
-            self._next_histogram_step[tag] = step + 1
-        try:
-            summary = snap.summarize(buckets)
-        except Exception as exc:  # a broken tensor must not stop the sender
-            log.warning("trainboard: histogram %r at step %d was not logged: %s", tag, step, exc)
-            return
-        batch.histograms.append(HistogramRecord(tag, step, t, summary))
-        batch.points += _HISTOGRAM_WEIGHT
-
-    # ------------------------------------------------------------------ RPCs with retry
-
-    def _send(self, batch: _Batch) -> None:
-        """Starts sending ``batch`` once the batch before it is acknowledged: one
-        batch is in flight while the next one is built, never two (the server
-        treats a sequence number below a stored one as a replay)."""
-        batch.close_group()
-        if not batch.points:
-            return
-        if self.run_info is None:  # the run could not be started; nothing can be stored
-            self.failed_batches += 1
-            return
-        self._sequence += 1
-        request = batch.to_pb(self._client_id, self._sequence, self.run_info.id)
-        self._settle()
-        self._inflight = (request, self._store.write_batch_async(request))
-
-    def _settle(self) -> None:
-        """Waits for the batch in flight; retries it (same sequence) while the
-        server is unavailable."""
-        if self._inflight is None:
-            return
-        request, result = self._inflight
-        self._inflight = None
-        try:
-            result()
-        except errors.Unavailable as exc:
-            self._report_unavailable(exc)
-            self._call(lambda: self._store.write_batch_pb(request), "a batch")
-        except errors.TrainboardError as exc:
-            self.failed_batches += 1
-            log.warning("trainboard: the server refused a batch of run %r: %s", self._run, exc)
-
-    def _send_graph(self, nodes: list[GraphNode]) -> None:
-        if self.run_info is not None:
-            run_id = self.run_info.id
-            self._call(lambda: self._store.set_graph(run_id, nodes), "the graph")
-
-    def _finish(self, status: str) -> None:
-        if self.run_info is not None:
-            run_id = self.run_info.id
-            self._call(lambda: self._store.finish_run(run_id, status, time.time()), "the status")
-
-    def _call(self, rpc: Any, what: str) -> bool:
-        """Runs ``rpc`` until it succeeds, retrying while the server is
-        unavailable (capped exponential backoff with jitter). A refusal (bad
-        data, unknown run) is reported and not retried."""
-        delay = 0.05
-        while True:
-            try:
-                rpc()
-                return True
-            except errors.Unavailable as exc:
-                if self._abandoned.is_set():
-                    return False
-                self._report_unavailable(exc)
-                delay = self._backoff(delay)
-            except errors.TrainboardError as exc:
-                self.failed_batches += 1
-                log.warning("trainboard: the server refused %s of run %r: %s", what, self._run, exc)
-                return False
-
-    def _report_unavailable(self, exc: BaseException) -> None:
-        if not self._unavailable_reported:
-            self._unavailable_reported = True
-            log.warning("trainboard: server unavailable, retrying in the background: %s", exc)
-
-    def _backoff(self, delay: float) -> float:
-        # Waits on the abandon event so that close() running out of time ends the wait.
-        self._abandoned.wait(delay * (0.5 + random.random()))
-        return min(delay * 2, 5.0)
-
-    def _release_waiters(self) -> None:
-        """Sets every marker left on the queue, so no flush() waits forever."""
-        if not self.started.is_set():
-            self.started.set()
-        while self._queue:
-            record = self._queue.popleft()
-            if record[0] in (_FLUSH, _CLOSE):
-                record[1].ok = False
-                record[1].done.set()

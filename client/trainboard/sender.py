@@ -1,0 +1,531 @@
+"""The SDK's background sender: batches queued records and delivers them.
+
+``Client`` (``trainboard.client``) validates and enqueues records; the one
+``Sender`` thread per client turns them into columnar write batches and sends
+them, or spools them while the server is unreachable (``trainboard.spool``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from trainboard import errors
+from trainboard.spool import SpoolWriter, send_spool, spool_path
+from trainboard.transport import RemoteStore
+from trainboard.types import GraphNode, HistogramRecord, Run, StartedRun, WriteResult
+from trainboard.v1 import trainboard_pb2 as pb
+from trainboard.wire import graph_to_pb
+
+log = logging.getLogger("trainboard")
+
+# Record kinds on the queue (small ints: cheaper to build and compare than classes).
+SCALAR: Final = 0
+SCALARS: Final = 1
+HISTOGRAM: Final = 2
+GRAPH: Final = 3
+FLUSH: Final = 4
+CLOSE: Final = 5
+
+# A histogram weighs this many points when a batch is sized.
+_HISTOGRAM_WEIGHT = 80
+
+
+class Marker:
+    """A flush or close request on the queue; the sender sets ``done`` when every
+    record queued before it has been acknowledged (or given up on)."""
+
+    __slots__ = ("done", "ok", "status")
+
+    def __init__(self, status: str = "") -> None:
+        self.done = threading.Event()
+        self.ok = True
+        self.status = status
+
+
+class _Batch:
+    """Records being gathered into one WriteBatch, columnar per tag.
+
+    Consecutive ``log_scalars`` rows with the same tags (the common case: one
+    dict per training step) form a *group*; when it closes, its rows become one
+    numpy matrix in a single pass (no Python work per point), whose columns are
+    the tags' values. Single ``log_scalar`` points go to per-tag lists.
+    """
+
+    __slots__ = (
+        "_group_base",
+        "_group_next",
+        "_group_rows",
+        "_group_steps",
+        "_group_tags",
+        "_group_times",
+        "_singles",
+        "histograms",
+        "next_steps",
+        "points",
+        "segments",
+    )
+
+    def __init__(self, next_steps: dict[str, int]) -> None:
+        # The sender's per-tag next step, shared and updated as points arrive.
+        self.next_steps = next_steps
+        # Per tag, column segments in the order they were logged.
+        self.segments: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+        self._singles: dict[str, tuple[list[int], list[float], list[float]]] = {}
+        self.histograms: list[HistogramRecord] = []
+        self.points = 0
+        self._group_tags: tuple[str, ...] = ()
+        self._group_rows: list[Iterable[float]] = []
+        self._group_steps: list[int] = []
+        self._group_times: list[float] = []
+        self._group_base = 0
+        self._group_next = 0
+
+    def add_row(self, values: dict[str, float], step: int | None, wall_time: float) -> None:
+        """One ``log_scalars`` call: every tag of ``values`` at one step."""
+        tags = tuple(values)
+        if tags != self._group_tags:
+            self.close_group()
+            self._close_singles()
+            self._group_tags = tags
+            next_steps = self.next_steps
+            self._group_base = max([next_steps.get(tag, 0) for tag in tags])
+            self._group_next = 0
+        if step is None:
+            step = max(self._group_base, self._group_next)
+        self._group_rows.append(values.values())
+        self._group_steps.append(step)
+        self._group_times.append(wall_time)
+        if step >= self._group_next:
+            self._group_next = step + 1
+        self.points += len(tags)
+
+    def add_scalar(self, tag: str, value: float, step: int | None, wall_time: float) -> None:
+        """One ``log_scalar`` call."""
+        self.close_group()
+        next_steps = self.next_steps
+        if step is None:
+            step = next_steps.get(tag, 0)
+        cols = self._singles.get(tag)
+        if cols is None:
+            cols = self._singles[tag] = ([], [], [])
+        cols[0].append(step)
+        cols[1].append(wall_time)
+        cols[2].append(value)
+        if next_steps.get(tag, 0) <= step:
+            next_steps[tag] = step + 1
+        self.points += 1
+
+    def close_group(self) -> None:
+        tags = self._group_tags
+        if not tags:
+            return
+        width = len(tags)
+        rows = self._group_rows
+        matrix = np.fromiter(
+            itertools.chain.from_iterable(rows), dtype=np.float64, count=len(rows) * width
+        ).reshape(len(rows), width)
+        steps = np.array(self._group_steps, dtype=np.int64)
+        times = np.array(self._group_times, dtype=np.float64)
+        following = self._group_next
+        next_steps = self.next_steps
+        for column, tag in enumerate(tags):
+            self.segments.setdefault(tag, []).append((steps, times, matrix[:, column]))
+            if next_steps.get(tag, 0) < following:
+                next_steps[tag] = following
+        self._group_tags = ()
+        self._group_rows = []
+        self._group_steps = []
+        self._group_times = []
+
+    def _close_singles(self) -> None:
+        for tag, (steps, times, values) in self._singles.items():
+            self.segments.setdefault(tag, []).append(
+                (np.array(steps, dtype=np.int64), np.array(times), np.array(values))
+            )
+        self._singles.clear()
+
+    def to_pb(self, client_id: str, sequence: int, run_id: int) -> pb.WriteBatchRequest:
+        from trainboard.wire import columns_to_pb, summary_to_pb
+
+        self.close_group()
+        self._close_singles()
+        request = pb.WriteBatchRequest(client_id=client_id, sequence=sequence, run_id=run_id)
+        for tag, parts in self.segments.items():
+            if len(parts) == 1:
+                steps, times, values = parts[0]
+            else:
+                columns = zip(*parts, strict=True)
+                steps, times, values = (np.concatenate(column) for column in columns)
+            request.scalars.append(columns_to_pb(tag, steps, times, values))
+        by_tag: dict[str, list[pb.HistogramPoint]] = {}
+        for record in self.histograms:
+            by_tag.setdefault(record.tag, []).append(
+                pb.HistogramPoint(
+                    step=record.step,
+                    wall_time=record.wall_time,
+                    summary=summary_to_pb(record.summary),
+                )
+            )
+        for tag, points in by_tag.items():
+            request.histograms.append(pb.HistogramColumns(tag=tag, points=points))
+        return request
+
+
+class Sender(threading.Thread):
+    """The one background thread: starts the run, turns queued records into
+    batches and sends them in order, one in flight while the next is built.
+
+    A call that fails because the server is unavailable is retried with the
+    same idempotency key (capped exponential backoff with jitter). When the
+    outage lasts longer than ``spill_after`` seconds, or the queue fills up
+    meanwhile, the sender goes *offline*: every batch goes to the run's spool
+    file instead (``trainboard.spool``), so the trainer is neither blocked nor
+    made to hold the data in memory. While offline it probes the server; once
+    the spool has been sent and removed it goes back online.
+    """
+
+    def __init__(
+        self,
+        *,
+        queue: deque[tuple[Any, ...]],
+        wake: threading.Event,
+        store: RemoteStore,
+        experiment: str,
+        run: str,
+        params: Mapping[str, Any] | None,
+        flush_interval: float,
+        max_batch_points: int,
+        max_queue: int,
+        spool_dir: Path,
+        spill_after: float,
+    ) -> None:
+        super().__init__(name=f"trainboard-sender-{run}", daemon=True)
+        self._queue = queue
+        self._wake = wake
+        self._store = store
+        self._experiment = experiment
+        self._run = run
+        self._params = params
+        self._flush_interval = flush_interval
+        self._max_batch_points = max_batch_points
+        self._max_queue = max_queue
+        self._spill_after = spill_after
+        self._client_id = uuid.uuid4().hex
+        self._sequence = 0
+        self._next_scalar_step: dict[str, int] = {}
+        self._next_histogram_step: dict[str, int] = {}
+        self._abandoned = threading.Event()
+        self._unavailable_reported = False
+        self._outage_since: float | None = None
+        self._inflight: tuple[pb.WriteBatchRequest, Callable[[], WriteResult]] | None = None
+        self._spool: SpoolWriter | None = None
+        self._spool_file = spool_path(spool_dir, experiment, run, self._client_id)
+        self._next_probe = 0.0
+        self._probe_delay = 0.05
+        self._waiting: list[Marker] = []  # flush/close markers waiting for the spool
+        self._closing: Marker | None = None
+        self.started = threading.Event()
+        self.run_info: Run | None = None
+        self.resumed = False
+        self.start_error: BaseException | None = None
+        self.failed_batches = 0
+
+    @property
+    def spool_path(self) -> Path | None:
+        """The spool file while there is one (offline, or left at close)."""
+        return self._spool_file if self._spool_file.exists() else None
+
+    def abandon(self) -> None:
+        """Stop retrying: spool what is left and end (close() ran out of time)."""
+        self._abandoned.set()
+        self._wake.set()
+
+    # ------------------------------------------------------------------ thread body
+
+    def run(self) -> None:
+        try:
+            self._start_run()
+            while True:
+                self._wake.wait(self._flush_interval if self._spool is None else 0.05)
+                self._wake.clear()
+                if self._spool is not None:
+                    self._probe()
+                if self._drain() or self._abandoned.is_set():
+                    return
+        finally:
+            if self._spool is not None:
+                self._spool.close()
+                log.warning(
+                    "trainboard: the server at %s did not take run %r; its data is in %s "
+                    "(send it with: trainboard sync %s)",
+                    self._store.address,
+                    self._run,
+                    self._spool_file,
+                    self._spool_file,
+                )
+            self._release_waiters()
+            self._store.close()
+
+    def _start_run(self) -> None:
+        result = self._retry(
+            lambda: self._store.start_run(self._experiment, self._run, self._params, time.time()),
+            "the run",
+        )
+        if result is None:
+            self._go_offline()
+        elif result is not False:
+            self._on_started(result)
+
+    def _on_started(self, started: StartedRun) -> None:
+        self.run_info = started.run
+        self.resumed = started.resumed
+        for tag in started.last_steps:
+            steps = self._next_scalar_step if tag.kind == "scalar" else self._next_histogram_step
+            steps[tag.name] = max(steps.get(tag.name, 0), tag.last_step + 1)
+        self.started.set()
+
+    def _drain(self) -> bool:
+        """Sends (or spools) what is queued; True once the run is closed."""
+        queue = self._queue
+        batch = _Batch(self._next_scalar_step)
+        limit = self._max_batch_points
+        while queue:
+            record = queue.popleft()
+            kind = record[0]
+            if kind == SCALARS:
+                batch.add_row(record[1], record[2], record[3])
+            elif kind == SCALAR:
+                batch.add_scalar(record[1], record[2], record[3], record[4])
+            elif kind == HISTOGRAM:
+                self._add_histogram(batch, record)
+            elif kind == GRAPH:
+                self._send(batch)
+                batch = _Batch(self._next_scalar_step)
+                self._settle()
+                self._send_graph(record[1])
+            else:  # FLUSH or CLOSE
+                marker: Marker = record[1]
+                self._send(batch)
+                batch = _Batch(self._next_scalar_step)
+                self._settle()
+                if kind == CLOSE:
+                    self._finish(marker.status)
+                    self._closing = marker
+                self._waiting.append(marker)
+                if self._spool is not None:
+                    self._probe(now=True)
+                else:
+                    self._release_markers(ok=not self.failed_batches)
+            if batch.points >= limit:
+                self._send(batch)
+                batch = _Batch(self._next_scalar_step)
+        self._send(batch)
+        self._settle()
+        return self._closing is not None and self._closing.done.is_set()
+
+    def _add_histogram(self, batch: _Batch, record: tuple[Any, ...]) -> None:
+        _, tag, snap, step, t, buckets = record
+        if step is None:
+            step = self._next_histogram_step.get(tag, 0)
+        if self._next_histogram_step.get(tag, 0) <= step:
+            self._next_histogram_step[tag] = step + 1
+        try:
+            summary = snap.summarize(buckets)
+        except Exception as exc:  # a broken tensor must not stop the sender
+            log.warning("trainboard: histogram %r at step %d was not logged: %s", tag, step, exc)
+            return
+        batch.histograms.append(HistogramRecord(tag, step, t, summary))
+        batch.points += _HISTOGRAM_WEIGHT
+
+    # ------------------------------------------------------------------ sending
+
+    def _send(self, batch: _Batch) -> None:
+        """Sends ``batch`` once the batch before it is acknowledged (one in
+        flight, never two: the server treats a sequence number below a stored
+        one as a replay), or spools it while offline."""
+        batch.close_group()
+        if not batch.points:
+            return
+        if self.start_error is not None:  # the server refused the run: nothing can be stored
+            self.failed_batches += 1
+            return
+        self._sequence += 1
+        run_id = self.run_info.id if self.run_info is not None else 0
+        request = batch.to_pb(self._client_id, self._sequence, run_id)
+        self._settle()
+        if self._spool is not None:
+            self._spool.append_batch(request)
+        else:
+            self._inflight = (request, self._store.write_batch_async(request))
+
+    def _settle(self) -> None:
+        """Waits for the batch in flight; retries it while the server is
+        unavailable, and spools it if the outage lasts."""
+        if self._inflight is None:
+            return
+        request, result = self._inflight
+        self._inflight = None
+        try:
+            result()
+            self._outage_since = None
+            return
+        except errors.Unavailable as exc:
+            self._note_outage(exc)
+        except errors.TrainboardError as exc:
+            self.failed_batches += 1
+            log.warning("trainboard: the server refused a batch of run %r: %s", self._run, exc)
+            return
+        if self._retry(lambda: self._store.write_batch_pb(request), "a batch") is None:
+            self._go_offline()
+            assert self._spool is not None
+            self._spool.append_batch(request)
+
+    def _send_graph(self, nodes: list[GraphNode]) -> None:
+        if self._spool is None and self.run_info is not None:
+            run_id = self.run_info.id
+            if self._retry(lambda: self._store.set_graph(run_id, nodes), "the graph") is not None:
+                return
+            self._go_offline()
+        if self._spool is not None:
+            self._spool.append_graph(graph_to_pb(nodes))
+
+    def _finish(self, status: str) -> None:
+        wall_time = time.time()
+        if self._spool is None and self.run_info is not None:
+            run_id = self.run_info.id
+            rpc = lambda: self._store.finish_run(run_id, status, wall_time)  # noqa: E731
+            if self._retry(rpc, "the status") is not None:
+                return
+            self._go_offline()
+        if self._spool is not None:
+            self._spool.append_finish(status, wall_time)
+
+    def _retry(self, rpc: Callable[[], Any], what: str) -> Any:
+        """Runs ``rpc`` until it succeeds and returns its result (True if it
+        returns None). Returns False when the server refuses it (reported, not
+        retried) and None when the outage has lasted ``spill_after`` seconds,
+        the queue is filling up, or close() ran out of time: the caller spools."""
+        delay = 0.05
+        while True:
+            try:
+                result = rpc()
+            except errors.Unavailable as exc:
+                self._note_outage(exc)
+                if self._must_spill():
+                    return None
+                delay = self._backoff(delay)
+                continue
+            except errors.TrainboardError as exc:
+                if what == "the run":
+                    self.start_error = exc
+                    self.started.set()
+                    log.warning("trainboard: run %r could not be started: %s", self._run, exc)
+                else:
+                    self.failed_batches += 1
+                    log.warning(
+                        "trainboard: the server refused %s of run %r: %s", what, self._run, exc
+                    )
+                return False
+            self._outage_since = None
+            return True if result is None else result
+
+    def _note_outage(self, exc: BaseException) -> None:
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+        if not self._unavailable_reported:
+            self._unavailable_reported = True
+            log.warning("trainboard: server unavailable, retrying in the background: %s", exc)
+
+    def _must_spill(self) -> bool:
+        outage = time.monotonic() - (self._outage_since or time.monotonic())
+        return (
+            self._abandoned.is_set()
+            or outage >= self._spill_after
+            or len(self._queue) >= self._max_queue // 2
+        )
+
+    def _backoff(self, delay: float) -> float:
+        # Short waits, so that a filling queue or close() is noticed quickly.
+        deadline = time.monotonic() + delay * (0.5 + random.random())
+        while not self._must_spill() and time.monotonic() < deadline:
+            self._abandoned.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+        return min(delay * 2, 5.0)
+
+    # ------------------------------------------------------------------ the spool
+
+    def _go_offline(self) -> None:
+        if self._spool is not None:
+            return
+        log.warning(
+            "trainboard: the server at %s is unreachable; spooling run %r to %s",
+            self._store.address,
+            self._run,
+            self._spool_file,
+        )
+        self._spool = SpoolWriter(self._spool_file)
+        self._spool.open(self._experiment, self._run, self._params)
+        self._probe_delay = 0.05
+        self._next_probe = time.monotonic() + self._probe_delay
+
+    def _probe(self, now: bool = False) -> None:
+        """While offline: tries to send the spool, at growing intervals."""
+        if self._spool is None or self._abandoned.is_set():
+            return
+        if not now and time.monotonic() < self._next_probe:
+            return
+        try:
+            run = self.run_info
+            if run is None:
+                started = self._store.start_run(
+                    self._experiment, self._run, self._params, time.time()
+                )
+                self._on_started(started)
+                run = started.run
+            self._spool.close()
+            send_spool(self._spool_file, self._store, time.time(), run_id=run.id)
+        except errors.Unavailable:
+            self._spool.open(self._experiment, self._run, self._params)
+            self._probe_delay = min(self._probe_delay * 2, 5.0)
+            self._next_probe = time.monotonic() + self._probe_delay * (0.5 + random.random())
+            return
+        except errors.TrainboardError as exc:
+            # Refused (e.g. no permission): keep the spool for `trainboard sync`.
+            self.start_error = self.start_error or exc
+            self.started.set()
+            log.warning("trainboard: the server refused the spooled data of %r: %s", self._run, exc)
+            self._spool.open(self._experiment, self._run, self._params)
+            self._abandoned.set()
+            return
+        log.warning("trainboard: the server is back; the spool of run %r was sent", self._run)
+        self._spool = None
+        self._outage_since = None
+        self._unavailable_reported = False
+        self._release_markers(ok=not self.failed_batches)
+
+    def _release_markers(self, ok: bool) -> None:
+        for marker in self._waiting:
+            marker.ok = ok
+            marker.done.set()
+        self._waiting.clear()
+
+    def _release_waiters(self) -> None:
+        """Sets every marker still waiting, so no flush() waits forever."""
+        if not self.started.is_set():
+            self.started.set()
+        self._release_markers(ok=False)
+        while self._queue:
+            record = self._queue.popleft()
+            if record[0] in (FLUSH, CLOSE):
+                record[1].ok = False
+                record[1].done.set()
