@@ -303,9 +303,15 @@ class ServerProcess:
             return process_peak_rss_mib(self._process.pid)
         return self._last_peak_rss
 
-    def start(self) -> None:
+    def start(self, *, same_port: bool = False) -> None:
+        """Starts the server on a free port, or on the port it had before
+        (``same_port``: clients keep their address across a restart)."""
         if self._process is not None:
             raise ServerError("the server is already running")
+        if same_port and self.port:
+            if self._launch():
+                return
+            raise ServerError(f"port {self.port} is taken; log:\n{self._log_tail()}")
         # Another process may take the free port between the probe and the bind;
         # the server then exits at once and a new port is tried.
         for _attempt in range(3):
@@ -365,6 +371,13 @@ class ServerProcess:
         status = _terminate(process)
         if status not in (0, -signal.SIGTERM):
             print(f"warning: the server exited with status {status}; log:\n{self._log_tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL: the server gets no chance to finish what it was doing."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.kill()
+            process.wait()
 
     def restart(self) -> None:
         self.stop()

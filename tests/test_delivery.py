@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -200,3 +202,42 @@ def test_remote_store_reports_an_unreachable_server_as_unavailable() -> None:
     with pytest.raises(trainboard.Unavailable):
         store.list_experiments()
     store.close()
+
+
+def test_client_memory_stays_bounded_while_the_server_is_down(tmp_path: Path) -> None:
+    script = f"""
+import resource, sys
+import numpy as np
+import trainboard
+
+def rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+client = trainboard.Client(
+    "memory", "r", server="127.0.0.1:{free_port()}", spill_after=0.1,
+    spool_dir={str(tmp_path / "spool")!r}, max_queue=20_000,
+    max_snapshot_bytes=8 * 1024 * 1024,
+)
+weights = np.random.default_rng(0).normal(size=1_000_000).astype(np.float32)
+step = 0
+for _ in range(20_000):
+    client.log_scalars({{f"m{{t}}": float(step + t) for t in range(10)}}, step=step)
+    step += 1
+client.log_histogram("w", weights, step=0)
+before = rss_mib()
+for _ in range(300_000):
+    client.log_scalars({{f"m{{t}}": float(step + t) for t in range(10)}}, step=step)
+    step += 1
+    if step % 5000 == 0:
+        client.log_histogram("w", weights, step=step)
+after = rss_mib()
+client.close(timeout=1)
+print(before, after)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600, check=True
+    )
+    before, after = map(float, out.stdout.split())
+    # 3,000,000 more points and 60 more 4 MB tensors went to the spool, not to memory.
+    assert after - before < 64, f"resident memory grew from {before:.0f} to {after:.0f} MiB"
+    assert any((tmp_path / "spool").iterdir())

@@ -23,7 +23,17 @@ from typing import Any, Final
 
 from trainboard import errors, histogram
 from trainboard.graph import validate_graph
-from trainboard.sender import CLOSE, FLUSH, GRAPH, HISTOGRAM, SCALAR, SCALARS, Marker, Sender
+from trainboard.sender import (
+    CLOSE,
+    FLUSH,
+    GRAPH,
+    HISTOGRAM,
+    SCALAR,
+    SCALARS,
+    ByteBudget,
+    Marker,
+    Sender,
+)
 from trainboard.spool import default_spool_dir
 from trainboard.transport import (
     RemoteStore,
@@ -84,6 +94,10 @@ class Client:
     and removed when the server answers again. Network trouble is reported
     once as a warning and never raised into the training loop.
 
+    Memory stays bounded whatever the server does: at most ``max_queue``
+    records wait in the queue, and at most ``max_snapshot_bytes`` of histogram
+    copies wait to be summarised.
+
     ``token`` (default ``TRAINBOARD_TOKEN``) is sent with every call to a server
     that requires tokens; ``tls_root_cert`` (default ``TRAINBOARD_TLS_ROOT_CERT``)
     names the PEM root certificate of a server that serves TLS.
@@ -105,6 +119,7 @@ class Client:
         tls_root_cert: str | None = None,
         spool_dir: str | Path | None = None,
         spill_after: float = 5.0,
+        max_snapshot_bytes: int = 256 * 1024 * 1024,
     ) -> None:
         self.experiment = check_name("experiment", experiment)
         if run is None:
@@ -125,6 +140,7 @@ class Client:
         self._known_tags: set[str] = set()
         self._closed = False
         self._waiting_reported = False
+        self._snapshots = ByteBudget(max_snapshot_bytes)
         self._sender = Sender(
             queue=self._queue,
             wake=self._wake,
@@ -142,6 +158,7 @@ class Client:
             max_queue=max_queue,
             spool_dir=Path(spool_dir) if spool_dir is not None else default_spool_dir(),
             spill_after=spill_after,
+            budget=self._snapshots,
         )
         self._sender.start()
         _live_clients.add(self)
@@ -253,6 +270,7 @@ class Client:
         if step is not None:
             step = check_step(step)
         snap = histogram.snapshot(values)
+        self._snapshots.take(snap.nbytes, self._sender.is_alive)
         self._queue.append((HISTOGRAM, tag, snap, step, t, buckets))
         self._make_room()
 

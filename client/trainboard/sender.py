@@ -21,7 +21,8 @@ from typing import Any, Final
 import numpy as np
 
 from trainboard import errors
-from trainboard.spool import SpoolWriter, send_spool, spool_path
+from trainboard.spool import HEADER as HEADER_RECORD
+from trainboard.spool import SpoolWriter, read_records, send_record, spool_path
 from trainboard.transport import RemoteStore
 from trainboard.types import GraphNode, HistogramRecord, Run, StartedRun, WriteResult
 from trainboard.v1 import trainboard_pb2 as pb
@@ -39,6 +40,29 @@ CLOSE: Final = 5
 
 # A histogram weighs this many points when a batch is sized.
 _HISTOGRAM_WEIGHT = 80
+
+
+class ByteBudget:
+    """Bounds the memory held by histogram snapshots waiting to be summarised:
+    ``take`` waits while the budget is spent (the sender summarises in
+    milliseconds, so the wait is short), ``give`` returns bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._cond = threading.Condition()
+
+    def take(self, nbytes: int, alive: Callable[[], bool]) -> None:
+        with self._cond:
+            # One snapshot larger than the whole budget still goes, alone.
+            while self.used and self.used + nbytes > self.limit and alive():
+                self._cond.wait(0.05)
+            self.used += nbytes
+
+    def give(self, nbytes: int) -> None:
+        with self._cond:
+            self.used -= nbytes
+            self._cond.notify_all()
 
 
 class Marker:
@@ -209,8 +233,10 @@ class Sender(threading.Thread):
         max_queue: int,
         spool_dir: Path,
         spill_after: float,
+        budget: ByteBudget,
     ) -> None:
         super().__init__(name=f"trainboard-sender-{run}", daemon=True)
+        self._budget = budget
         self._queue = queue
         self._wake = wake
         self._store = store
@@ -233,6 +259,7 @@ class Sender(threading.Thread):
         self._spool_file = spool_path(spool_dir, experiment, run, self._client_id)
         self._next_probe = 0.0
         self._probe_delay = 0.05
+        self._replayed = 0  # spool offset up to which the server has the records
         self._waiting: list[Marker] = []  # flush/close markers waiting for the spool
         self._closing: Marker | None = None
         self.started = threading.Event()
@@ -340,11 +367,14 @@ class Sender(threading.Thread):
             step = self._next_histogram_step.get(tag, 0)
         if self._next_histogram_step.get(tag, 0) <= step:
             self._next_histogram_step[tag] = step + 1
+        nbytes = snap.nbytes
         try:
             summary = snap.summarize(buckets)
         except Exception as exc:  # a broken tensor must not stop the sender
             log.warning("trainboard: histogram %r at step %d was not logged: %s", tag, step, exc)
             return
+        finally:
+            self._budget.give(nbytes)
         batch.histograms.append(HistogramRecord(tag, step, t, summary))
         batch.points += _HISTOGRAM_WEIGHT
 
@@ -479,11 +509,15 @@ class Sender(threading.Thread):
         self._next_probe = time.monotonic() + self._probe_delay
 
     def _probe(self, now: bool = False) -> None:
-        """While offline: tries to send the spool, at growing intervals."""
-        if self._spool is None or self._abandoned.is_set():
+        """While offline: sends the spool, a slice at a time (so that the queue
+        keeps being drained into the spool meanwhile), at growing intervals
+        while the server does not answer."""
+        spool = self._spool
+        if spool is None or self._abandoned.is_set():
             return
         if not now and time.monotonic() < self._next_probe:
             return
+        budget = time.monotonic() + 0.25
         try:
             run = self.run_info
             if run is None:
@@ -492,10 +526,14 @@ class Sender(threading.Thread):
                 )
                 self._on_started(started)
                 run = started.run
-            self._spool.close()
-            send_spool(self._spool_file, self._store, time.time(), run_id=run.id)
+            for kind, payload, end in read_records(self._spool_file, self._replayed):
+                if kind != HEADER_RECORD:
+                    send_record(self._store, run.id, kind, payload)
+                self._replayed = end
+                if time.monotonic() > budget:
+                    self._next_probe = 0.0  # the server answers: go on at the next wake
+                    return
         except errors.Unavailable:
-            self._spool.open(self._experiment, self._run, self._params)
             self._probe_delay = min(self._probe_delay * 2, 5.0)
             self._next_probe = time.monotonic() + self._probe_delay * (0.5 + random.random())
             return
@@ -504,13 +542,15 @@ class Sender(threading.Thread):
             self.start_error = self.start_error or exc
             self.started.set()
             log.warning("trainboard: the server refused the spooled data of %r: %s", self._run, exc)
-            self._spool.open(self._experiment, self._run, self._params)
             self._abandoned.set()
             return
-        log.warning("trainboard: the server is back; the spool of run %r was sent", self._run)
+        spool.close()
+        self._spool_file.unlink()
         self._spool = None
+        self._replayed = 0
         self._outage_since = None
         self._unavailable_reported = False
+        log.info("trainboard: the server is back; the spool of run %r was sent", self._run)
         self._release_markers(ok=not self.failed_batches)
 
     def _release_markers(self, ok: bool) -> None:

@@ -105,25 +105,35 @@ class SpoolContents:
     truncated: bool = False
 
 
+def read_records(path: Path, offset: int = 0) -> Iterator[tuple[bytes, bytes, int]]:
+    """The records of a spool file after ``offset`` (0: from the start, header
+    included) as (kind, payload, offset after the record). Stops at the end or
+    at a record cut short or damaged; a file being appended to can be read."""
+    with open(path, "rb") as file:
+        if offset == 0:
+            if file.read(len(MAGIC)) != MAGIC:
+                raise ValueError(f"{path} is not a Trainboard spool file")
+            offset = len(MAGIC)
+        file.seek(offset)
+        while True:
+            head = file.read(_RECORD.size)
+            if len(head) < _RECORD.size:
+                return
+            length, crc = _RECORD.unpack(head)
+            body = file.read(length)
+            if len(body) != length or not body or zlib.crc32(body) != crc:
+                return
+            offset += _RECORD.size + length
+            yield body[:1], body[1:], offset
+
+
 def read_spool(path: Path) -> SpoolContents:
     """Parses a spool file; a damaged tail is dropped (``truncated``)."""
-    data = path.read_bytes()
-    if not data.startswith(MAGIC):
-        raise ValueError(f"{path} is not a Trainboard spool file")
     records: list[tuple[bytes, bytes]] = []
-    offset = len(MAGIC)
-    truncated = False
-    while offset < len(data):
-        if offset + _RECORD.size > len(data):
-            truncated = True
-            break
-        length, crc = _RECORD.unpack_from(data, offset)
-        body = data[offset + _RECORD.size : offset + _RECORD.size + length]
-        if len(body) != length or zlib.crc32(body) != crc or not body:
-            truncated = True
-            break
-        records.append((body[:1], body[1:]))
-        offset += _RECORD.size + length
+    end = len(MAGIC)
+    for kind, payload, offset in read_records(path):
+        records.append((kind, payload))
+        end = offset
     if not records or records[0][0] != HEADER:
         raise ValueError(f"{path} has no header record")
     header = json.loads(records[0][1])
@@ -132,8 +142,23 @@ def read_spool(path: Path) -> SpoolContents:
         run=header["run"],
         params=header.get("params"),
         records=records[1:],
-        truncated=truncated,
+        truncated=end != path.stat().st_size,
     )
+
+
+def send_record(store: RemoteStore, run_id: int, kind: bytes, payload: bytes) -> bool:
+    """Sends one spooled record to the run; True for a batch the server had
+    already stored (a duplicate)."""
+    if kind == BATCH:
+        request = pb.WriteBatchRequest.FromString(payload)
+        request.run_id = run_id
+        return store.write_batch_pb(request).duplicate
+    if kind == GRAPH:
+        store.set_graph(run_id, graph_from_pb(pb.Graph.FromString(payload)))
+    elif kind == FINISH:
+        finish = json.loads(payload)
+        store.finish_run(run_id, finish["status"], finish["wall_time"])
+    return False
 
 
 @dataclass(frozen=True)
@@ -145,29 +170,17 @@ class SyncResult:
     truncated: bool
 
 
-def send_spool(
-    path: Path, store: RemoteStore, wall_time: float, run_id: int | None = None
-) -> SyncResult:
-    """Sends a spool file's records in order and removes the file once all are
-    acknowledged; the run is started (resumed) from the file's header unless
-    ``run_id`` is given. Raises the domain error of a failure (the file stays)."""
+def send_spool(path: Path, store: RemoteStore, wall_time: float) -> SyncResult:
+    """Sends a spool file's records in order (the run started, or resumed,
+    from the file's header) and removes the file once all are acknowledged.
+    Raises the domain error of a failure (the file then stays)."""
     contents = read_spool(path)
-    if run_id is None:
-        started = store.start_run(contents.experiment, contents.run, contents.params, wall_time)
-        run_id = started.run.id
+    started = store.start_run(contents.experiment, contents.run, contents.params, wall_time)
+    run_id = started.run.id
     batches = duplicates = 0
     for kind, payload in contents.records:
-        if kind == BATCH:
-            request = pb.WriteBatchRequest.FromString(payload)
-            request.run_id = run_id
-            result = store.write_batch_pb(request)
-            batches += 1
-            duplicates += result.duplicate
-        elif kind == GRAPH:
-            store.set_graph(run_id, graph_from_pb(pb.Graph.FromString(payload)))
-        elif kind == FINISH:
-            finish = json.loads(payload)
-            store.finish_run(run_id, finish["status"], finish["wall_time"])
+        duplicates += send_record(store, run_id, kind, payload)
+        batches += kind == BATCH
     path.unlink()
     return SyncResult(path, run_id, batches, duplicates, contents.truncated)
 
