@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import atexit
 import logging
+import sys
 import threading
 import time
 import uuid
+import warnings
 import weakref
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -274,14 +276,34 @@ class Client:
         self._queue.append((HISTOGRAM, tag, snap, step, t, buckets))
         self._make_room()
 
-    def log_graph(self, graph: Iterable[GraphNode | Mapping[str, Any]]) -> None:
-        """Stores the run's model graph, a list of ``GraphNode`` (or dicts with
-        the same keys), replacing any graph logged before."""
+    def log_graph(
+        self, graph: Iterable[GraphNode | Mapping[str, Any]] | Any, example_input: Any = None
+    ) -> bool:
+        """Stores the run's model graph, replacing any graph logged before.
+
+        ``graph`` is a list of ``GraphNode`` (or dicts with the same keys), or a
+        ``torch.nn.Module`` with ``example_input`` (a tensor, or a tuple of
+        positional arguments): its operations are captured with their scopes
+        from the module hierarchy. A bad node list raises ``ValueError``; a
+        model that cannot be captured gets a warning saying why, returns
+        False, and training goes on."""
         if self._closed:
             raise RuntimeError("this Client is closed")
+        torch = sys.modules.get("torch")  # a Module means torch is already imported
+        if torch is not None and isinstance(graph, torch.nn.Module):
+            from trainboard.torch_graph import capture
+
+            try:
+                graph = capture(graph, example_input)
+            except errors.InvalidArgument as exc:
+                warnings.warn(str(exc), RuntimeWarning, stacklevel=2)
+                return False
+        elif example_input is not None:
+            raise TypeError("example_input is only for a torch.nn.Module graph")
         nodes = validate_graph(graph)
         self._queue.append((GRAPH, nodes))
         self._wake.set()
+        return True
 
     def _learn_tag(self, tag: str) -> None:
         self._known_tags.add(check_tag(tag))
