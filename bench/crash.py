@@ -68,7 +68,7 @@ def one_run(
     writer = Writer(server.address, run, spool)
     started = time.perf_counter()
     writer.start()
-    for kill in range(kills):
+    for _kill in range(kills):
         time.sleep(seconds / (kills + 1))  # the writer runs meanwhile: this is the workload
         server.kill()
         time.sleep(outage)

@@ -6,6 +6,7 @@ import math
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -274,3 +275,27 @@ def test_the_client_package_imports_without_sqlalchemy_or_streamlit() -> None:
     )
     out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "ok"
+
+
+def test_a_long_series_is_read_whole_through_pages(tmp_path: Path) -> None:
+    from trainboard_server.server import make_server
+    from trainboard_server.sql_store import SqlStore
+
+    store = SqlStore.from_url(f"sqlite:///{tmp_path / 'pages.db'}")
+    handle = make_server(store, port=0, page_points=1000)
+    handle.start()
+    try:
+        with trainboard.Client("pages", "r", server=handle.address) as client:
+            for step in range(5500):
+                client.log_scalars({"a": float(step), "b": -float(step)}, step=step)
+            run_id = client.run_id
+        reader = trainboard.Reader(handle.address)
+        series = reader.scalars(run_id, "a")
+        assert (len(series), series.total, series.next_step) == (5500, 5500, None)
+        np.testing.assert_array_equal(series.values, np.arange(5500.0))
+        both = reader.scalars_many([run_id], ["a", "b"], min_step=100, max_step=4100)
+        assert [len(s) for s in both] == [4001, 4001]
+        assert reader.scalars(run_id, "a", max_points=50).total == 5500
+    finally:
+        handle.stop(grace=None)
+        store.close()

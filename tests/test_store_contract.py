@@ -734,3 +734,39 @@ def test_names_are_stored_verbatim(store: Store, name: str) -> None:
     assert store.read_histograms(run_id, name) is not None
     assert store.get_graph(run_id) == [GraphNode(name=name, op=name, attributes={name: name})]
     assert store.start_run(name, name, None, 2.0).resumed
+
+
+def test_a_full_resolution_read_comes_in_pages_that_join_into_the_whole(store: Store) -> None:
+    run_id = new_run(store)
+    # Several chunks, in order and out of order, with re-logged steps.
+    store.write_batch(scalars(run_id, {"loss": (np.arange(0, 20_000), np.arange(0, 20_000))}))
+    store.write_batch(scalars(run_id, {"loss": (np.arange(30_000, 40_000), np.zeros(10_000))}))
+    store.write_batch(scalars(run_id, {"loss": (np.arange(20_000, 30_000), np.ones(10_000))}))
+    store.write_batch(scalars(run_id, {"loss": (np.arange(5_000, 6_000), np.full(1_000, -1.0))}))
+    whole = store.read_scalars(run_id, "loss")
+    assert whole is not None
+    assert whole.next_step is None
+    assert whole.total == 40_000
+
+    pages = []
+    cursor: int | None = 0
+    while cursor is not None:
+        page = store.read_scalars(run_id, "loss", min_step=cursor, limit=7_000)
+        assert page is not None
+        assert 0 < len(page) <= 7_000
+        assert page.total == len(page)
+        pages.append(page)
+        cursor = page.next_step
+    assert len(pages) >= 6
+    np.testing.assert_array_equal(np.concatenate([p.steps for p in pages]), whole.steps)
+    np.testing.assert_array_equal(np.concatenate([p.values for p in pages]), whole.values)
+    np.testing.assert_array_equal(np.concatenate([p.wall_times for p in pages]), whole.wall_times)
+
+
+def test_a_page_limit_is_ignored_by_downsampled_reads(store: Store) -> None:
+    run_id = new_run(store)
+    store.write_batch(scalars(run_id, {"loss": (np.arange(10_000), np.arange(10_000))}))
+    series = store.read_scalars(run_id, "loss", max_points=100, limit=10)
+    assert series is not None
+    assert 10 < len(series) <= 100
+    assert (series.total, series.next_step) == (10_000, None)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from types import TracebackType
 
+import numpy as np
+
 from trainboard import errors
 from trainboard.transport import RemoteStore, resolve_server, resolve_tls_root_cert, resolve_token
 from trainboard.types import GraphNode, HistogramSeries, Run, ScalarSeries, Tag
@@ -85,12 +87,32 @@ class Reader:
         """Every existing (run, tag) series of the given runs and tags, in one round trip."""
         if max_points is not None and max_points < 1:
             raise ValueError(f"max_points must be >= 1 or None, got {max_points}")
-        return self._store.read_scalars_many(
-            list(run_ids),
-            [check_name("tag", t) for t in tags],
-            max_points,
-            None if min_step is None else check_step(min_step, "min_step"),
-            None if max_step is None else check_step(max_step, "max_step"),
+        low = None if min_step is None else check_step(min_step, "min_step")
+        high = None if max_step is None else check_step(max_step, "max_step")
+        found = self._store.read_scalars_many(
+            list(run_ids), [check_name("tag", t) for t in tags], max_points, low, high
+        )
+        return [self._rest_of(series, high) for series in found]
+
+    def _rest_of(self, series: ScalarSeries, max_step: int | None) -> ScalarSeries:
+        """A full-resolution series whole: the server answers a long one in pages."""
+        if series.next_step is None:
+            return series
+        pages = [series]
+        while pages[-1].next_step is not None:
+            page = self._store.read_scalars(
+                series.run_id, series.tag, None, pages[-1].next_step, max_step
+            )
+            if page is None:  # the series was deleted meanwhile
+                break
+            pages.append(page)
+        return ScalarSeries(
+            run_id=series.run_id,
+            tag=series.tag,
+            steps=np.concatenate([p.steps for p in pages]),
+            wall_times=np.concatenate([p.wall_times for p in pages]),
+            values=np.concatenate([p.values for p in pages]),
+            total=sum(p.total for p in pages),
         )
 
     def histograms(

@@ -97,10 +97,13 @@ class Store(Protocol):
         max_points: int | None = None,
         min_step: int | None = None,
         max_step: int | None = None,
+        limit: int | None = None,
     ) -> ScalarSeries | None:
         """The series sorted by step, last writes resolved, downsampled to at
         most ``max_points`` points as SPEC §7 says; ``None`` if the run has no
-        such scalar tag."""
+        such scalar tag. Without ``max_points``, ``limit`` pages the read: at
+        most that many points, the first ones of the range, with ``next_step``
+        set to where the rest starts (``total`` then counts the page)."""
         ...
 
     def read_histograms(

@@ -231,8 +231,9 @@ class RemoteStore:
         max_points: int | None = None,
         min_step: int | None = None,
         max_step: int | None = None,
+        limit: int | None = None,
     ) -> ScalarSeries | None:
-        found = self.read_scalars_many([run_id], [tag], max_points, min_step, max_step)
+        found = self.read_scalars_many([run_id], [tag], max_points, min_step, max_step, limit)
         return found[0] if found else None
 
     def read_scalars_many(
@@ -242,9 +243,13 @@ class RemoteStore:
         max_points: int | None = None,
         min_step: int | None = None,
         max_step: int | None = None,
+        limit: int | None = None,
     ) -> list[ScalarSeries]:
-        """Every (run, tag) pair that exists, in one round trip."""
-        request = pb.ReadScalarsRequest(run_ids=run_ids, tags=tags, max_points=max_points or 0)
+        """Every (run, tag) pair that exists, in one round trip (a full-resolution
+        read may come back as a first page: see ``ScalarSeries.next_step``)."""
+        request = pb.ReadScalarsRequest(
+            run_ids=run_ids, tags=tags, max_points=max_points or 0, limit=limit or 0
+        )
         if min_step is not None:
             request.min_step = min_step
         if max_step is not None:

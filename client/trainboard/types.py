@@ -74,6 +74,8 @@ class ScalarSeries:
     wall_times: np.ndarray
     values: np.ndarray
     total: int
+    # A page of a full-resolution read: where the rest of the range starts.
+    next_step: int | None = None
 
     def __len__(self) -> int:
         return int(self.steps.shape[0])

@@ -236,11 +236,14 @@ def columns_from_pb(
 
 
 def scalar_series_to_pb(series: ScalarSeries) -> pb.ScalarSeriesData:
-    return pb.ScalarSeriesData(
+    message = pb.ScalarSeriesData(
         run_id=series.run_id,
         columns=columns_to_pb(series.tag, series.steps, series.wall_times, series.values),
         total=series.total,
     )
+    if series.next_step is not None:
+        message.next_step = series.next_step
+    return message
 
 
 def scalar_series_from_pb(msg: pb.ScalarSeriesData) -> ScalarSeries:
@@ -252,6 +255,7 @@ def scalar_series_from_pb(msg: pb.ScalarSeriesData) -> ScalarSeries:
         wall_times=wall_times.astype(np.float64),
         values=values.astype(np.float64),
         total=msg.total,
+        next_step=msg.next_step if msg.HasField("next_step") else None,
     )
 
 

@@ -74,13 +74,15 @@ def make_server(
     max_message_bytes: int = MAX_MESSAGE_BYTES,
     tokens: Tokens | None = None,
     tls: TlsCredentials | None = None,
+    page_points: int = 1_000_000,
 ) -> ServerHandle:
     """A gRPC server with the write, read and health services over ``store``.
 
     ``port=0`` picks a free port (see ``ServerHandle.port``). Messages larger than
     ``max_message_bytes`` are refused with RESOURCE_EXHAUSTED. With ``tokens``,
     every RPC but the health check needs a valid token (``trainboard_server.auth``);
-    with ``tls``, the port serves TLS only.
+    with ``tls``, the port serves TLS only. Full-resolution scalar reads are
+    answered in pages of at most ``page_points`` points per series.
     """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="trainboard-rpc"),
@@ -91,7 +93,7 @@ def make_server(
         ],
     )
     pb_grpc.add_WriteServiceServicer_to_server(WriteServicer(store), server)
-    pb_grpc.add_ReadServiceServicer_to_server(ReadServicer(store), server)
+    pb_grpc.add_ReadServiceServicer_to_server(ReadServicer(store, page_points=page_points), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     address = f"{host}:{port}"

@@ -121,8 +121,9 @@ class WriteServicer:
 
 
 class ReadServicer:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, page_points: int = 1_000_000) -> None:
         self._store = store
+        self._page_points = page_points
 
     @_translate_errors
     def ListExperiments(
@@ -156,10 +157,14 @@ class ReadServicer:
         if min_step is not None and max_step is not None and min_step > max_step:
             raise errors.InvalidArgument("min_step must not be above max_step")
         max_points = request.max_points or None
+        # Full-resolution reads come in pages, so no answer outgrows a message.
+        page = min(request.limit or self._page_points, self._page_points)
         response = pb.ReadScalarsResponse()
         for run_id in run_ids:
             for tag in tags:
-                series = self._store.read_scalars(run_id, tag, max_points, min_step, max_step)
+                series = self._store.read_scalars(
+                    run_id, tag, max_points, min_step, max_step, limit=page
+                )
                 if series is not None:
                     response.series.append(wire.scalar_series_to_pb(series))
         return response

@@ -151,29 +151,41 @@ class SqlStore:
         max_points: int | None = None,
         min_step: int | None = None,
         max_step: int | None = None,
+        limit: int | None = None,
     ) -> ScalarSeries | None:
         run_id = check_run_id(run_id)
         tag = check_name("tag", tag)
         _check_limit("max_points", max_points)
+        _check_limit("limit", limit)
         low = None if min_step is None else check_step(min_step, "min_step")
         high = None if max_step is None else check_step(max_step, "max_step")
+        page = limit if max_points is None else None  # a page of a full-resolution read
 
-        def work(connection: Connection) -> scalars.Points | None:
+        def work(connection: Connection) -> tuple[scalars.Points, int | None] | None:
             series_id = series.find_series_id(connection, run_id, tag, "scalar")
             if series_id is None:
                 runs.require_run(connection, run_id)
                 return None
-            return scalars.read_points(connection, series_id, low, high)
+            end = None if page is None else scalars.page_end(connection, series_id, low, page)
+            if end is not None and high is not None and end > high:
+                end = None
+            stop = high if end is None else end - 1
+            return scalars.read_points(connection, series_id, low, stop), end
 
-        points = self._db.read(work)
-        if points is None:
+        found = self._db.read(work)
+        if found is None:
             return None
+        points, next_step = found
         # Downsampled outside the transaction: the connection is free again sooner.
         total = len(points)
         steps, wall_times, values = points.steps, points.wall_times, points.values
         if max_points is not None and total > max_points:
             keep = downsample_indices(steps, values, max_points)
             steps, wall_times, values = steps[keep], wall_times[keep], values[keep]
+        elif page is not None and total > page:
+            next_step = int(steps[page])
+            steps, wall_times, values = steps[:page], wall_times[:page], values[:page]
+            total = page
         return ScalarSeries(
             run_id=run_id,
             tag=tag,
@@ -181,6 +193,7 @@ class SqlStore:
             wall_times=_owned(wall_times),
             values=_owned(values),
             total=total,
+            next_step=next_step,
         )
 
     def read_histograms(

@@ -238,28 +238,32 @@ class ListTagsResponse(_message.Message):
     def __init__(self, tags: _Optional[_Iterable[_Union[Tag, _Mapping]]] = ...) -> None: ...
 
 class ReadScalarsRequest(_message.Message):
-    __slots__ = ("run_ids", "tags", "max_points", "min_step", "max_step")
+    __slots__ = ("run_ids", "tags", "max_points", "min_step", "max_step", "limit")
     RUN_IDS_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
     MAX_POINTS_FIELD_NUMBER: _ClassVar[int]
     MIN_STEP_FIELD_NUMBER: _ClassVar[int]
     MAX_STEP_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
     run_ids: _containers.RepeatedScalarFieldContainer[int]
     tags: _containers.RepeatedScalarFieldContainer[str]
     max_points: int
     min_step: int
     max_step: int
-    def __init__(self, run_ids: _Optional[_Iterable[int]] = ..., tags: _Optional[_Iterable[str]] = ..., max_points: _Optional[int] = ..., min_step: _Optional[int] = ..., max_step: _Optional[int] = ...) -> None: ...
+    limit: int
+    def __init__(self, run_ids: _Optional[_Iterable[int]] = ..., tags: _Optional[_Iterable[str]] = ..., max_points: _Optional[int] = ..., min_step: _Optional[int] = ..., max_step: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class ScalarSeriesData(_message.Message):
-    __slots__ = ("run_id", "columns", "total")
+    __slots__ = ("run_id", "columns", "total", "next_step")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
+    NEXT_STEP_FIELD_NUMBER: _ClassVar[int]
     run_id: int
     columns: ScalarColumns
     total: int
-    def __init__(self, run_id: _Optional[int] = ..., columns: _Optional[_Union[ScalarColumns, _Mapping]] = ..., total: _Optional[int] = ...) -> None: ...
+    next_step: int
+    def __init__(self, run_id: _Optional[int] = ..., columns: _Optional[_Union[ScalarColumns, _Mapping]] = ..., total: _Optional[int] = ..., next_step: _Optional[int] = ...) -> None: ...
 
 class ReadScalarsResponse(_message.Message):
     __slots__ = ("series",)

@@ -138,6 +138,28 @@ def read_points(
     return Points(steps, wall_times, values)
 
 
+def page_end(
+    connection: Connection, series_id: int, min_step: int | None, limit: int
+) -> int | None:
+    """The first step of the next page when a read from ``min_step`` stops after
+    about ``limit`` points, or None when the rest fits. Reads only the chunks'
+    summary columns: chunks are taken in order of their first step until they
+    hold ``limit`` points; every point before the next chunk's first step is
+    then decided by the chunks taken (later chunks start after it)."""
+    c = scalar_chunks.c
+    statement = (
+        select(c.min_step, c.count).where(c.series_id == series_id).order_by(c.min_step, c.seq)
+    )
+    if min_step is not None:
+        statement = statement.where(c.max_step >= min_step)
+    held = 0
+    for first, count in connection.execute(statement):
+        if held >= limit and (min_step is None or first > min_step):
+            return int(first)
+        held += int(count)
+    return None
+
+
 # ---------------------------------------------------------------- pure helpers
 
 
