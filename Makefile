@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 DEMO_PORT ?= 6009
+DEMO_UI_PORT ?= 8501
 DEMO_DB ?= sqlite:///./trainboard.db
 
 .PHONY: install demo test lint typecheck proto check-proto clean
@@ -18,12 +19,23 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Starts the server on SQLite, trains the three demo runs against it, prints
-# what the server stored, and stops the server (the data stays in the file).
+# Starts the server on SQLite and the dashboard (`trainboard up`), waits until the
+# dashboard answers, trains the three demo runs while it is live, prints its URL and
+# keeps both running until Ctrl-C, which stops them (the data stays in the database).
+DASHBOARD_ANSWERS := import sys; from trainboard.processes import http_ok; sys.exit(not http_ok(sys.argv[1]))
 demo: $(STAMP)
-	@$(VENV)/bin/trainboard server --db '$(DEMO_DB)' --port $(DEMO_PORT) & pid=$$!; \
-	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null' EXIT INT TERM; \
-	$(VENV)/bin/trainboard demo --server 127.0.0.1:$(DEMO_PORT) --wait 60
+	@$(VENV)/bin/trainboard up --db '$(DEMO_DB)' --port $(DEMO_PORT) --ui-port $(DEMO_UI_PORT) & up=$$!; \
+	trap 'kill -INT $$up 2>/dev/null; wait $$up; exit 0' INT TERM; \
+	until $(PY) -c '$(DASHBOARD_ANSWERS)' http://127.0.0.1:$(DEMO_UI_PORT)/_stcore/health; do \
+		kill -0 $$up 2>/dev/null || exit 1; sleep 0.2; \
+	done; \
+	if $(VENV)/bin/trainboard demo --server 127.0.0.1:$(DEMO_PORT) --wait 60; then \
+		echo; \
+		echo "Dashboard: http://127.0.0.1:$(DEMO_UI_PORT)   (Ctrl-C stops the dashboard and the server)"; \
+		wait $$up; \
+	else \
+		kill -INT $$up 2>/dev/null; wait $$up; exit 1; \
+	fi
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -22,6 +22,7 @@ BENCHMARKS = {
     "ingest": (),
     "histogram": ("tensorboardX",),
     "read": (),
+    "dashboard": ("streamlit", "plotly"),
 }
 
 

@@ -241,3 +241,27 @@ print(before, after)
     # 3,000,000 more points and 60 more 4 MB tensors went to the spool, not to memory.
     assert after - before < 64, f"resident memory grew from {before:.0f} to {after:.0f} MiB"
     assert any((tmp_path / "spool").iterdir())
+
+
+def test_the_sync_command_sends_a_left_spool(
+    spool_dir: Path, later_server: tuple[str, SqlStore]
+) -> None:
+    address, store = later_server
+    client = trainboard.Client("cli-sync", "r", server=address, spill_after=0.1)
+    for step in range(100):
+        client.log_scalar("loss", float(step), step=step)
+    client.close(timeout=0.5)
+    host, port = address.rsplit(":", 1)
+    handle = make_server(store, host=host, port=int(port))
+    handle.start()
+    try:
+        command = [sys.executable, "-m", "trainboard", "sync", "--server", address]
+        out = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+        assert "sent cli-sync__r__" in out.stdout
+        assert list(spool_files(spool_dir)) == []
+        again = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+        assert "nothing to send" in again.stdout
+        (run,) = trainboard.Reader(address).runs("cli-sync")
+        assert trainboard.Reader(address).scalars(run.id, "loss").total == 100
+    finally:
+        handle.stop(grace=None)

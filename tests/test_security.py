@@ -226,3 +226,48 @@ def test_tls_with_a_self_signed_certificate(
 def test_an_unreadable_root_certificate_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cannot read TLS root certificate"):
         trainboard.Reader("127.0.0.1:1", tls_root_cert=str(tmp_path / "missing.pem"))
+
+
+def test_the_server_command_takes_a_tokens_file_from_the_environment(
+    tmp_path: Path, tokens_file: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from server_process import free_port, wait_healthy
+
+    port = free_port()
+    env = {**os.environ, "TRAINBOARD_TOKENS_FILE": str(tokens_file)}
+    command = [sys.executable, "-m", "trainboard", "server", "--port", str(port)]
+    command += ["--db", f"sqlite:///{tmp_path / 'cli.db'}"]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        address = f"127.0.0.1:{port}"
+        assert wait_healthy(address)
+        with pytest.raises(trainboard.Unauthenticated):
+            trainboard.Reader(address).experiments()
+        assert trainboard.Reader(address, token=READ_TOKEN).experiments() == []
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=30)
+    assert "tokens required (2 in" in output
+    assert WRITE_TOKEN not in output
+    assert READ_TOKEN not in output
+
+
+def test_the_server_command_refuses_a_bad_tokens_file_or_half_a_tls_pair(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bad = tmp_path / "tokens"
+    bad.write_text("owner secret-secret-secret\n")
+    base = [sys.executable, "-m", "trainboard", "server", "--db", f"sqlite:///{tmp_path / 'x.db'}"]
+    out = subprocess.run([*base, "--tokens-file", str(bad)], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "line 1" in out.stderr
+    assert "secret-secret" not in out.stderr
+    out = subprocess.run([*base, "--tls-cert", str(bad)], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "--tls-cert and --tls-key go together" in out.stderr

@@ -137,6 +137,25 @@ class Reader:
             raise errors.NotFound(f"run {run_id} has no histogram tag {tag!r}")
         return found[0]
 
+    def histograms_many(
+        self,
+        run_ids: Sequence[int],
+        tags: Sequence[str],
+        max_steps: int | None = None,
+        *,
+        min_step: int | None = None,
+    ) -> list[HistogramSeries]:
+        """Every existing (run, tag) histogram series of the given runs and tags,
+        in one round trip."""
+        if max_steps is not None and max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1 or None, got {max_steps}")
+        return self._store.read_histograms_many(
+            list(run_ids),
+            [check_name("tag", t) for t in tags],
+            max_steps,
+            None if min_step is None else check_step(min_step, "min_step"),
+        )
+
     def graph(self, run_id: int) -> list[GraphNode] | None:
         """The run's graph (the node list of SPEC §8), or None."""
         return self._store.get_graph(run_id)

@@ -1,0 +1,248 @@
+"""The dashboard in a real browser: `trainboard up` with the demo's data, every page
+visited in Debian's Chromium through Playwright, a screenshot of each saved under
+test-output/screenshots/, and no error on any page.
+
+Skips when /usr/bin/chromium or Playwright is missing, unless
+TRAINBOARD_REQUIRE_BROWSER=1 (set by .ci/run) turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from up_process import UpProcess, alive, descendants
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+REQUIRE_BROWSER = os.environ.get("TRAINBOARD_REQUIRE_BROWSER") == "1"
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
+TIMEOUT_MS = 60_000
+
+# Counts the runs of the app's script that finished: Streamlit marks its root
+# element with data-test-script-state (running, notRunning, ...).
+COUNT_FINISHED_RUNS = """
+window.__finishedRuns = 0;
+new MutationObserver((records) => {
+  for (const record of records) {
+    const state = record.target.getAttribute("data-test-script-state");
+    if (state === "notRunning" && record.oldValue !== "notRunning") window.__finishedRuns++;
+  }
+}).observe(document, {
+  subtree: true, attributes: true, attributeOldValue: true,
+  attributeFilter: ["data-test-script-state"],
+});
+"""
+VISITED = {"Scalars", "Distributions", "Histograms", "Runs"}
+# True once at least n charts are drawn and each draws exactly the runs expected.
+DRAWS_EXACTLY = """
+([n, expected]) => {
+  const charts = [...document.querySelectorAll(".js-plotly-plot")];
+  return charts.length >= n && charts.every((chart) => {
+    const runs = new Set((chart.data || []).map((trace) => String(trace.name))
+      .filter((name) => !name.endsWith("(raw)")));
+    return runs.size === expected.length && expected.every((run) => runs.has(run));
+  });
+}
+"""
+IDLE_APP = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+
+
+def _browser_unavailable_reason() -> str | None:
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is not installed (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install -e '.[dev]')"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    reason = _browser_unavailable_reason()
+    if reason is not None:
+        if REQUIRE_BROWSER:
+            pytest.fail(f"TRAINBOARD_REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=TIMEOUT_MS
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+class Dashboard:
+    """One browser tab on the dashboard, with the checks every page gets."""
+
+    def __init__(self, page: Page, url: str) -> None:
+        self.page = page
+        self.url = url
+        self.script_errors: list[str] = []
+        page.on("pageerror", lambda error: self.script_errors.append(str(error)))
+        page.add_init_script(COUNT_FINISHED_RUNS)
+        page.set_default_timeout(TIMEOUT_MS)
+
+    def open(self, query: str) -> None:
+        self.page.goto(f"{self.url}/?{query}")
+        self.page.wait_for_selector(IDLE_APP)
+
+    def act(self, action: Callable[[], object]) -> None:
+        """Does ``action`` and waits until the app's script has run again after it
+        and is idle."""
+        self.page.evaluate("window.__finishedRuns = 0")
+        action()
+        self.page.wait_for_function("window.__finishedRuns > 0")
+        self.page.wait_for_selector(IDLE_APP)
+
+    def go_to(self, title: str) -> None:
+        self.act(
+            self.page.get_by_role("radiogroup", name="Page").get_by_role("radio", name=title).click
+        )
+
+    def wait_for_charts(self, at_least: int) -> list[list[str]]:
+        """Waits until ``at_least`` Plotly charts are drawn; returns each chart's
+        trace names."""
+        self.page.wait_for_function(
+            "n => document.querySelectorAll('.js-plotly-plot .main-svg').length >= n",
+            arg=at_least,
+        )
+        names: list[list[str]] = self.page.evaluate(
+            "() => [...document.querySelectorAll('.js-plotly-plot')]"
+            ".map(chart => (chart.data || []).map(trace => String(trace.name)))"
+        )
+        return names
+
+    def check(self, name: str) -> None:
+        """No exception box, no traceback, no error in the page's scripts; then a
+        screenshot."""
+        exceptions = self.page.locator('[data-testid="stException"], .stException')
+        assert exceptions.count() == 0, f"{name}: {exceptions.first.inner_text()}"
+        text = self.page.inner_text("body")
+        assert "Traceback" not in text, f"{name}: a traceback on the page:\n{text}"
+        assert not self.script_errors, f"{name}: errors in the page's scripts: {self.script_errors}"
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def expect_runs_drawn(board: Dashboard, runs: set[str], charts: int) -> None:
+    """Waits until ``charts`` Plotly charts each draw exactly ``runs`` (a smoothed
+    line is named after its run, its raw line "<run> (raw)")."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        board.page.wait_for_function(DRAWS_EXACTLY, arg=[charts, sorted(runs)])
+    except PlaywrightTimeout:
+        pytest.fail(f"expected {charts} charts of runs {sorted(runs)}: {board.wait_for_charts(0)}")
+
+
+# ---------------------------------------------------------------------- the test
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the Linux /proc table")
+def test_every_page_shows_the_demo_without_errors(browser: Browser, tmp_path: Path) -> None:
+    from trainboard.demo import DEFAULT_LEARNING_RATES, run_demo, run_name
+
+    runs = {run_name(lr) for lr in DEFAULT_LEARNING_RATES}
+    with UpProcess(tmp_path) as up:
+        children = descendants(up.pid)
+        run_demo(up.server_address, steps=60)
+        context = browser.new_context(viewport={"width": 1400, "height": 1600})
+        try:
+            board = Dashboard(context.new_page(), up.dashboard_url)
+            _scalars(board, runs)
+            _other_pages(board, runs)
+            _pages_added_later(board)
+        finally:
+            context.close()
+        assert up.interrupt() == 0, up.log()
+    assert not [pid for pid in children if alive(pid)], "trainboard up left processes behind"
+
+
+def _scalars(board: Dashboard, runs: set[str]) -> None:
+    page = board.page
+    board.open("live=0")  # no timed refreshes: each run of the script is one we caused
+    # loss, accuracy, test/loss and test/accuracy, every run on each
+    expect_runs_drawn(board, runs, charts=4)
+    board.check("01-scalars")
+
+    dropped = sorted(runs)[-1]
+    board.act(page.get_by_role("button", name=f"Remove {dropped}").click)
+    expect_runs_drawn(board, runs - {dropped}, charts=4)
+    assert "run=" in page.url, "the run selection is not in the URL"
+    board.check("02-scalars-two-runs")
+
+    multiselect = page.locator('[data-testid="stMultiSelect"]')
+    multiselect.locator("input").click()
+    board.act(page.get_by_role("option", name=dropped).click)
+    page.keyboard.press("Escape")
+    expect_runs_drawn(board, runs, charts=4)
+
+    slider = page.get_by_role("slider", name="Smoothing")
+    slider.focus()
+    board.act(lambda: page.keyboard.press("End"))
+    assert "smooth=0.999" in page.url
+    assert page.locator('[data-testid="stSliderThumbValue"]').inner_text() == "0.999"
+    expect_runs_drawn(board, runs, charts=4)
+    board.check("03-scalars-smoothing-0.999")
+
+    board.act(page.get_by_role("button", name="Maximise").first.click)
+    assert len(board.wait_for_charts(1)) == 1
+    board.check("04-scalars-maximised")
+    board.act(page.get_by_role("button", name="Back to all charts").click)
+    board.wait_for_charts(4)
+
+
+def _other_pages(board: Dashboard, runs: set[str]) -> None:
+    page = board.page
+    histogram_charts = 3 * len(runs)  # layer/W, layer/b and layer/y of each run
+    board.go_to("Distributions")
+    assert "page=distributions" in page.url
+    board.wait_for_charts(histogram_charts)
+    board.check("05-distributions")
+
+    board.go_to("Histograms")
+    board.wait_for_charts(histogram_charts)
+    board.check("06-histograms-offset")
+    modes = page.get_by_role("radiogroup", name="Histogram mode")
+    board.act(modes.get_by_text("Overlay", exact=True).click)
+    board.wait_for_charts(histogram_charts)
+    board.check("07-histograms-overlay")
+
+    board.go_to("Runs")
+    page.locator('[data-testid="stDataFrame"]').wait_for()
+    board.check("08-runs")
+
+
+def _pages_added_later(board: Dashboard) -> None:
+    """Any page of the navigation not visited above (the graph, once it is there)
+    must at least open without errors."""
+    titles = (
+        board.page.get_by_role("radiogroup", name="Page").get_by_role("radio").all_inner_texts()
+    )
+    for number, title in enumerate(sorted(set(titles) - VISITED), start=9):
+        board.go_to(title)
+        board.check(f"{number:02d}-{title.lower()}")
