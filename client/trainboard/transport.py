@@ -7,6 +7,7 @@ import collections
 import contextlib
 import json
 import os
+import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -41,11 +42,41 @@ _STATUS_TO_ERROR: dict[grpc.StatusCode, type[errors.TrainboardError]] = {
 
 
 def resolve_server(server: str | None) -> str:
-    """The server address: the argument, else ``TRAINBOARD_SERVER``, else the default."""
+    """The server address: the argument, else ``TRAINBOARD_SERVER``, else the
+    default. ``host:port``, or several separated by commas (calls are spread
+    over them round-robin)."""
     address = server or os.environ.get("TRAINBOARD_SERVER") or DEFAULT_SERVER
-    if not isinstance(address, str) or ":" not in address:
+    if not isinstance(address, str):
         raise ValueError(f"server must be 'host:port', got {address!r}")
+    for part in address.split(","):
+        host, sep, port = part.strip().rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(
+                f"server must be 'host:port' (or several, comma-separated), got {address!r}"
+            )
     return address
+
+
+def _round_robin_target(address: str) -> str:
+    """A gRPC target naming every address of a comma-separated list
+    (``ipv4:a:p,b:q``): host names are resolved once, here."""
+    resolved: list[tuple[int, str]] = []
+    for part in address.split(","):
+        host, _, port = part.strip().rpartition(":")
+        host = host.strip("[]")
+        try:
+            infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise ValueError(f"cannot resolve server host {host!r}: {exc}") from exc
+        infos.sort(key=lambda info: info[0] != socket.AF_INET)  # IPv4 first
+        family, _, _, _, sockaddr = infos[0]
+        ip = str(sockaddr[0])
+        resolved.append((family, f"[{ip}]:{port}" if family == socket.AF_INET6 else f"{ip}:{port}"))
+    if {family for family, _ in resolved} == {socket.AF_INET}:
+        return "ipv4:" + ",".join(target for _, target in resolved)
+    if {family for family, _ in resolved} == {socket.AF_INET6}:
+        return "ipv6:" + ",".join(target for _, target in resolved)
+    raise ValueError(f"the servers in {address!r} mix IPv4 and IPv6 addresses")
 
 
 @contextlib.contextmanager
@@ -116,15 +147,22 @@ def open_channel(
 ) -> grpc.Channel:
     """A channel to ``address``: TLS when a root certificate is given, and the
     token sent with every call when one is given."""
-    options = [
+    options: list[tuple[str, Any]] = [
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ]
+    target = address
+    if "," in address:  # several servers: spread the calls over them
+        target = _round_robin_target(address)
+        options.append(("grpc.lb_policy_name", "round_robin"))
+        if tls_root_cert is not None:  # certificates name hosts, not resolved addresses
+            first_host = address.split(",")[0].strip().rpartition(":")[0].strip("[]")
+            options.append(("grpc.ssl_target_name_override", first_host))
     if tls_root_cert is not None:
         credentials = grpc.ssl_channel_credentials(root_certificates=tls_root_cert)
-        channel = grpc.secure_channel(address, credentials, options=options)
+        channel = grpc.secure_channel(target, credentials, options=options)
     else:
-        channel = grpc.insecure_channel(address, options=options)
+        channel = grpc.insecure_channel(target, options=options)
     if token is not None:
         channel = grpc.intercept_channel(channel, _BearerToken(token))
     return channel
