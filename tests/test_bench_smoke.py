@@ -23,6 +23,7 @@ BENCHMARKS = {
     "histogram": ("tensorboardX",),
     "read": (),
     "dashboard": ("streamlit", "plotly"),
+    "graph": ("streamlit", "torch"),
 }
 
 
