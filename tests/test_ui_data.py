@@ -387,7 +387,7 @@ def test_runs_frame_has_params_and_last_values() -> None:
     assert frame["param: opt"].tolist() == ["sgd", '{"m": 0.9}']
     assert frame["last: loss"].tolist()[0] == 0.5
     assert math.isnan(frame["last: loss"][1])
-    assert frame["duration"].tolist() == [pd.Timedelta(seconds=90)] * 2
+    assert frame["duration"].tolist() == [90.0, 90.0]
 
 
 def test_runs_frame_filters_by_text_and_status() -> None:

@@ -241,13 +241,18 @@ def histogram_figure(
     layout["hovermode"] = "closest"
     if mode == "offset":
         layout["yaxis"]["autorange"] = "reversed"
-        if wall_time and k:
+        if k:
+            # Ticks only at slices: the oldest ridge rises above its own time, and
+            # free ticks would label that space with times no slice has (step -20).
             ticks = np.unique(np.linspace(0, k - 1, min(k, 5)).round().astype(int))
-            stamps = wall_datetimes(slices.time[ticks], timezone)
             layout["yaxis"]["tickvals"] = slices.time[ticks].tolist()
-            layout["yaxis"]["ticktext"] = [
-                pd.Timestamp(s).strftime("%Y-%m-%d %H:%M:%S") for s in stamps
-            ]
+            if wall_time:
+                stamps = wall_datetimes(slices.time[ticks], timezone)
+                layout["yaxis"]["ticktext"] = [
+                    pd.Timestamp(s).strftime("%Y-%m-%d %H:%M:%S") for s in stamps
+                ]
+            else:
+                layout["yaxis"]["ticktext"] = [f"{t:g}" for t in slices.time[ticks].tolist()]
     figure.update_layout(**layout)
     return figure
 

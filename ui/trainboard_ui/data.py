@@ -457,7 +457,7 @@ def runs_frame(
             "started": wall_datetimes(
                 np.array([r.started_at for r in runs], dtype=np.float64), timezone
             ),
-            "duration": pd.to_timedelta([r.duration for r in runs], unit="s"),
+            "duration": [float(r.duration) for r in runs],  # seconds: sortable
         }
     )
     names = sorted({k for r in runs for k in r.params})

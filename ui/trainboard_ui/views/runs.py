@@ -92,7 +92,7 @@ def _column_config(columns: Sequence[str]) -> dict[str, Any]:
         "name": st.column_config.TextColumn("run", pinned=True),
         "status": st.column_config.TextColumn("status"),
         "started": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm:ss"),
-        "duration": st.column_config.NumberColumn("duration", format="compact"),
+        "duration": st.column_config.NumberColumn("duration", format="%.1f s"),
     }
     for column in columns:
         if column.startswith(LAST_PREFIX):
