@@ -90,6 +90,28 @@ def db_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("postgres_url"))
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with no tables at all, not even Alembic's."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    session_url = make_url(request.getfixturevalue("postgres_database"))
+    admin = session_url.set(drivername="postgresql", database="postgres")
+    name = f"trainboard_fresh_{uuid.uuid4().hex[:12]}"
+    admin_dsn = admin.render_as_string(hide_password=False)
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield session_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def server_address(sqlite_url: str) -> Iterator[str]:
     """A real gRPC server on a free loopback port over a fresh SQLite file."""

@@ -1,7 +1,8 @@
 """The benchmarks under bench/ run end to end (small sizes) and print their ratio.
 
 No timing is asserted here: the figures depend on the machine; only that each
-benchmark completes, exits 0 and reports a ratio against its baseline.
+benchmark completes, exits 0 and reports a ratio against its baseline (and, for
+``bench.team``, that the read API's queries use indexes: a plan, not a timing).
 """
 
 from __future__ import annotations
@@ -27,19 +28,46 @@ BENCHMARKS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(BENCHMARKS))
-def test_benchmark_runs_quick_and_prints_its_ratio(name: str) -> None:
-    for module in BENCHMARKS[name]:
-        pytest.importorskip(module)
-    done = subprocess.run(
-        [sys.executable, "-m", f"bench.{name}", "--quick"],
+def run_quick(*arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *arguments, "--quick"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=240,
     )
+
+
+@pytest.mark.parametrize("name", sorted(BENCHMARKS))
+def test_benchmark_runs_quick_and_prints_its_ratio(name: str) -> None:
+    for module in BENCHMARKS[name]:
+        pytest.importorskip(module)
+    done = run_quick(f"bench.{name}")
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert RATIO_LINE.search(done.stdout), output
     assert VERDICT_LINE.search(done.stdout), output
     assert "machine:" in done.stdout, output
+
+
+def test_ingest_benchmark_runs_quick_with_several_client_processes() -> None:
+    done = run_quick("bench.ingest", "--clients", "4")
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "4 clients at once through one server" in done.stdout, output
+    assert RATIO_LINE.search(done.stdout), output
+    assert re.search(r"^check SQLite points stored: .+ PASS$", done.stdout, re.MULTILINE), output
+
+
+def test_team_read_benchmark_runs_quick_and_its_queries_use_indexes(
+    postgres_database: str,  # skips (or fails, if required) without a PostgreSQL
+) -> None:
+    # bench.team makes its own scratch databases next to the fixture's, through the
+    # same admin URL ($TRAINBOARD_TEST_POSTGRES).
+    done = run_quick("bench.team")
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert RATIO_LINE.search(done.stdout), output
+    assert re.search(r"^check answers: .+ PASS$", done.stdout, re.MULTILINE), output
+    assert re.search(r"^check index use: .+ PASS$", done.stdout, re.MULTILINE), output
+    assert "using uq_series_run_id_tag_kind" in done.stdout, output

@@ -6,6 +6,8 @@ import math
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -299,3 +301,54 @@ def test_a_long_series_is_read_whole_through_pages(tmp_path: Path) -> None:
     finally:
         handle.stop(grace=None)
         store.close()
+
+
+# ---------------------------------------------------------------- liveness
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_an_idle_client_keeps_its_run_from_being_listed_crashed(tmp_path: Path) -> None:
+    from trainboard_server.server import make_server
+    from trainboard_server.sql_store import SqlStore
+
+    server_now = [time.time()]
+    store = SqlStore.from_url(
+        f"sqlite:///{tmp_path / 'live.db'}", crashed_after=60.0, clock=lambda: server_now[0]
+    )
+    handle = make_server(store, port=0)
+    handle.start()
+    try:
+        client = trainboard.Client(
+            "live", "idle", handle.address, flush_interval=0.02, heartbeat_interval=0.05
+        )
+        client.log_scalar("loss", 1.0, step=0)
+        assert client.flush(timeout=30)
+        reader = trainboard.Reader(handle.address)
+
+        def status() -> str:
+            return reader.run("live", "idle").status
+
+        # The server's clock jumps ahead: the run has been silent for too long ...
+        server_now[0] += 3_600.0
+        # ... until the idle client's next heartbeat, stamped with the server's time.
+        assert wait_for(lambda: status() == "running")
+        assert reader.run("live", "idle").updated_at == server_now[0]
+        client.close(timeout=30)
+        assert status() == "finished"
+        reader.close()
+    finally:
+        handle.stop(grace=None)
+        store.close()
+
+
+def test_heartbeat_interval_must_be_positive(server_address: str) -> None:
+    with pytest.raises(ValueError, match="heartbeat_interval"):
+        trainboard.Client("e", "r", server_address, heartbeat_interval=0)

@@ -4,7 +4,7 @@ field, NOT_FOUND for unknown runs, and nothing stored from a rejected batch."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +201,107 @@ def test_finish_run_and_set_graph_validate(stubs: Stubs, run_id: int) -> None:
         "used twice",
     )
     assert not stubs.read.GetGraph(pb.GetGraphRequest(run_id=run_id)).has_graph
+
+
+@pytest.mark.parametrize(
+    ("rpc", "build", "code", "field"),
+    [
+        ("DeleteRun", lambda own: pb.DeleteRunRequest(run_id=0), "INVALID_ARGUMENT", "run_id"),
+        ("DeleteRun", lambda own: pb.DeleteRunRequest(run_id=4242), "NOT_FOUND", "4242"),
+        (
+            "DeleteExperiment",
+            lambda own: pb.DeleteExperimentRequest(),
+            "INVALID_ARGUMENT",
+            "experiment",
+        ),
+        (
+            "DeleteExperiment",
+            lambda own: pb.DeleteExperimentRequest(experiment="e\x00"),
+            "INVALID_ARGUMENT",
+            "experiment",
+        ),
+        (
+            "DeleteExperiment",
+            lambda own: pb.DeleteExperimentRequest(experiment="ghost"),
+            "NOT_FOUND",
+            "ghost",
+        ),
+        (
+            "RenameRun",
+            lambda own: pb.RenameRunRequest(run_id=-1, new_name="n"),
+            "INVALID_ARGUMENT",
+            "run_id",
+        ),
+        (
+            "RenameRun",
+            lambda own: pb.RenameRunRequest(run_id=own, new_name=""),
+            "INVALID_ARGUMENT",
+            "new_name",
+        ),
+        (
+            "RenameRun",
+            lambda own: pb.RenameRunRequest(run_id=4242, new_name="n"),
+            "NOT_FOUND",
+            "4242",
+        ),
+        (
+            "SetRunTags",
+            lambda own: pb.SetRunTagsRequest(run_id=0, tags=["a"]),
+            "INVALID_ARGUMENT",
+            "run_id",
+        ),
+        (
+            "SetRunTags",
+            lambda own: pb.SetRunTagsRequest(run_id=own, tags=["ok", ""]),
+            "INVALID_ARGUMENT",
+            "tags[1]",
+        ),
+        (
+            "SetRunTags",
+            lambda own: pb.SetRunTagsRequest(run_id=own, tags=["a\nb"]),
+            "INVALID_ARGUMENT",
+            "tags[0]",
+        ),
+        (
+            "SetRunTags",
+            lambda own: pb.SetRunTagsRequest(run_id=own, tags=[f"t{i}" for i in range(65)]),
+            "INVALID_ARGUMENT",
+            "tags",
+        ),
+        ("Heartbeat", lambda own: pb.HeartbeatRequest(run_id=0), "INVALID_ARGUMENT", "run_id"),
+        ("Heartbeat", lambda own: pb.HeartbeatRequest(run_id=4242), "NOT_FOUND", "4242"),
+    ],
+)
+def test_housekeeping_rpcs_validate(
+    stubs: Stubs, run_id: int, rpc: str, build: Callable[[int], Any], code: str, field: str
+) -> None:
+    _fails(getattr(stubs.write, rpc), build(run_id), grpc.StatusCode[code], field)
+
+    runs = stubs.read.ListRuns(pb.ListRunsRequest(experiment="e")).runs
+    assert [(r.id, r.name, list(r.tags)) for r in runs] == [(run_id, "r", [])]
+
+
+def test_a_rename_to_a_taken_name_says_whose(stubs: Stubs, run_id: int) -> None:
+    stubs.write.StartRun(pb.StartRunRequest(experiment="e", run="taken", wall_time=1.0))
+
+    _fails(
+        stubs.write.RenameRun,
+        pb.RenameRunRequest(run_id=run_id, new_name="taken"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "run name 'taken' is taken in experiment 'e'",
+    )
+
+
+@pytest.mark.parametrize("status", ["running", "crashed"])
+def test_finish_run_refuses_a_status_that_is_not_final(
+    stubs: Stubs, run_id: int, status: str
+) -> None:
+    _fails(
+        stubs.write.FinishRun,
+        pb.FinishRunRequest(run_id=run_id, status=status, wall_time=2.0),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "status",
+    )
 
 
 def test_read_rpcs_validate(stubs: Stubs, run_id: int) -> None:

@@ -1,5 +1,5 @@
 """What is specific to the SQL implementation of the store: SQLite settings,
-migrations, the chunk layout, concurrent writers and large series."""
+migrating at once, the chunk layout, concurrent writers and large series."""
 
 from __future__ import annotations
 
@@ -7,35 +7,34 @@ import subprocess
 import sys
 import textwrap
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
 from trainboard.errors import InvalidArgument
-from trainboard.types import ScalarColumns, WriteBatch
+from trainboard.types import (
+    GraphNode,
+    HistogramRecord,
+    HistogramSummary,
+    ScalarColumns,
+    WriteBatch,
+)
 from trainboard_server.sql_store import SqlStore
 from trainboard_server.storage.batches import store_batch
 from trainboard_server.storage.engine import WRITE_OPTION
-from trainboard_server.storage.migrate import head_revision
-from trainboard_server.storage.models import Base, scalar_chunks, series
+from trainboard_server.storage.models import (
+    graphs,
+    histograms,
+    run_tags,
+    runs,
+    scalar_chunks,
+    series,
+)
 from trainboard_server.storage.scalars import CHUNK_POINTS
 
-TABLES = {
-    "experiments",
-    "runs",
-    "series",
-    "scalar_chunks",
-    "histograms",
-    "graphs",
-    "applied_batches",
-}
 DEADLINE_S = 120  # for child processes; they finish in seconds
 
 
@@ -46,27 +45,6 @@ def store(db_url: str) -> Iterator[SqlStore]:
         yield opened
     finally:
         opened.close()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database with no tables at all, not even Alembic's."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fresh.db'}"
-        return
-    import psycopg
-
-    session_url = make_url(request.getfixturevalue("postgres_database"))
-    admin = session_url.set(drivername="postgresql", database="postgres")
-    name = f"trainboard_fresh_{uuid.uuid4().hex[:12]}"
-    admin_dsn = admin.render_as_string(hide_password=False)
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield session_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 _sequence = iter(range(1, 10**9))
@@ -212,57 +190,7 @@ def test_a_postgresql_url_is_driven_by_psycopg(postgres_url: str) -> None:
         store.close()
 
 
-# ---------------------------------------------------------------- migrations
-
-
-def test_migrations_create_the_schema_on_an_empty_database(empty_db_url: str) -> None:
-    store = SqlStore.from_url(empty_db_url)
-    try:
-        tables = set(inspect(store.engine).get_table_names())
-        assert tables == TABLES | {"alembic_version"}
-        with store.engine.connect() as connection:
-            version = connection.execute(text("SELECT version_num FROM alembic_version"))
-            assert version.scalar_one() == head_revision()
-    finally:
-        store.close()
-
-
-def test_migrations_are_idempotent_on_a_second_open(empty_db_url: str) -> None:
-    first = SqlStore.from_url(empty_db_url)
-    run_id = first.start_run("e", "r", {"a": 1}, 1.0).run.id
-    first.write_batch(batch(run_id, "loss", np.arange(5)))
-    first.close()
-
-    second = SqlStore.from_url(empty_db_url)
-    try:
-        assert [r.id for r in second.list_runs("e")] == [run_id]
-        loss = second.read_scalars(run_id, "loss")
-        assert loss is not None
-        assert loss.total == 5
-        with second.engine.connect() as connection:
-            versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
-        assert [v[0] for v in versions] == [head_revision()]
-    finally:
-        second.close()
-
-
-def test_a_store_opened_without_migrating_does_not_create_tables(tmp_path: Path) -> None:
-    store = SqlStore.from_url(f"sqlite:///{tmp_path / 'bare.db'}", migrate=False)
-    try:
-        assert inspect(store.engine).get_table_names() == []
-    finally:
-        store.close()
-
-
-def test_the_models_and_the_migrations_describe_the_same_schema(empty_db_url: str) -> None:
-    SqlStore.from_url(empty_db_url).close()
-    engine = create_engine(empty_db_url.replace("postgresql://", "postgresql+psycopg://", 1))
-    try:
-        with engine.connect() as connection:
-            differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
-    finally:
-        engine.dispose()
-    assert differences == []
+# ---------------------------------------------------------------- migrating at once
 
 
 def test_processes_opening_a_fresh_database_at_once_migrate_it_once(
@@ -562,6 +490,50 @@ def test_a_committed_batch_survives_the_writer_being_killed(db_url: str, tmp_pat
         np.testing.assert_array_equal(loss.values, np.arange(5000) * 2.0)
     finally:
         reader.close()
+
+
+# ---------------------------------------------------------------- deleting
+
+
+def row_counts(store: SqlStore) -> dict[str, int]:
+    with store.engine.connect() as connection:
+        return {
+            table.name: connection.execute(select(func.count()).select_from(table)).scalar_one()
+            for table in (runs, run_tags, series, scalar_chunks, histograms, graphs)
+        }
+
+
+def test_deleting_runs_leaves_no_row_of_theirs_behind(store: SqlStore) -> None:
+    ids = []
+    for name in ("a", "b"):
+        run_id = store.start_run("e", name, None, 1.0).run.id
+        store.write_batch(batch(run_id, "loss", np.arange(3 * CHUNK_POINTS)))
+        summary = HistogramSummary(2, 0.0, 1.0, 1.0, 1.0, 0, 0, 0, (1, 1))
+        record = HistogramRecord("w", 0, 1.0, summary)
+        store.write_batch(WriteBatch("h", next(_sequence), run_id, histograms=(record,)))
+        store.set_graph(run_id, [GraphNode(name="x", op="Input")])
+        store.set_run_tags(run_id, ["t1", "t2"])
+        ids.append(run_id)
+    before = row_counts(store)
+
+    store.delete_run(ids[0])
+
+    after = row_counts(store)
+    assert {name: before[name] - count for name, count in after.items()} == {
+        name: count // 2 for name, count in before.items()
+    }
+    assert store.delete_experiment("e") == 1
+    assert set(row_counts(store).values()) == {0}
+
+
+def test_a_sqlite_run_id_is_never_handed_out_twice(sqlite_url: str) -> None:
+    store = SqlStore.from_url(sqlite_url)
+    try:
+        newest = store.start_run("e", "newest", None, 1.0).run.id
+        store.delete_run(newest)
+        assert store.start_run("e", "next", None, 2.0).run.id > newest
+    finally:
+        store.close()
 
 
 # ---------------------------------------------------------------- arguments

@@ -32,17 +32,40 @@ ODD_NAMES = [
 ]
 
 
+# The stores under test list a run as crashed after this many seconds without a
+# write, by the test's clock.
+CRASHED_AFTER = 60.0
+
+
 def _as_store(store: SqlStore) -> Store:
     return store  # mypy checks here that SqlStore satisfies the protocol
 
 
+class Clock:
+    """The stores' clock: the test sets the time (the wall times the tests write
+    are small numbers, so it starts at 0: nothing has been silent for long)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
 @pytest.fixture(params=["sqlite", "postgres", "grpc"])
-def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+def store(request: pytest.FixtureRequest, clock: Clock) -> Iterator[Store]:
     if request.param == "grpc":
         from trainboard.transport import RemoteStore
         from trainboard_server.server import make_server
 
-        sql_store = SqlStore.from_url(request.getfixturevalue("sqlite_url"))
+        sql_store = SqlStore.from_url(
+            request.getfixturevalue("sqlite_url"), crashed_after=CRASHED_AFTER, clock=clock
+        )
         handle = make_server(sql_store, host="127.0.0.1", port=0)
         handle.start()
         remote = RemoteStore(handle.address)
@@ -54,7 +77,9 @@ def store(request: pytest.FixtureRequest) -> Iterator[Store]:
             sql_store.close()
         return
     url_fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
-    local = SqlStore.from_url(request.getfixturevalue(url_fixture))
+    local = SqlStore.from_url(
+        request.getfixturevalue(url_fixture), crashed_after=CRASHED_AFTER, clock=clock
+    )
     try:
         yield _as_store(local)
     finally:
@@ -412,6 +437,10 @@ def test_a_batch_is_atomic(store: Store) -> None:
         "read_scalars",
         "read_histograms",
         "get_graph",
+        "heartbeat",
+        "delete_run",
+        "rename_run",
+        "set_run_tags",
     ],
 )
 def test_every_run_taking_method_raises_not_found_for_an_unknown_run(
@@ -426,6 +455,10 @@ def test_every_run_taking_method_raises_not_found_for_an_unknown_run(
         "read_scalars": lambda: store.read_scalars(UNKNOWN_RUN, "x"),
         "read_histograms": lambda: store.read_histograms(UNKNOWN_RUN, "x"),
         "get_graph": lambda: store.get_graph(UNKNOWN_RUN),
+        "heartbeat": lambda: store.heartbeat(UNKNOWN_RUN),
+        "delete_run": lambda: store.delete_run(UNKNOWN_RUN),
+        "rename_run": lambda: store.rename_run(UNKNOWN_RUN, "new"),
+        "set_run_tags": lambda: store.set_run_tags(UNKNOWN_RUN, ["a"]),
     }
 
     with pytest.raises(NotFound):
@@ -770,3 +803,268 @@ def test_a_page_limit_is_ignored_by_downsampled_reads(store: Store) -> None:
     assert series is not None
     assert 10 < len(series) <= 100
     assert (series.total, series.next_step) == (10_000, None)
+
+
+# ---------------------------------------------------------------- housekeeping
+
+
+def fill_run(store: Store, name: str, scale: float) -> int:
+    """A run holding scalars, histograms, a graph and tags."""
+    run_id = store.start_run("digits", name, {"scale": scale}, 100.0).run.id
+    store.write_batch(scalars(run_id, {"loss": ([1, 2, 3], [scale, 2 * scale, 3 * scale])}))
+    store.write_batch(histograms(run_id, "w", [1, 2], scale=scale))
+    store.set_graph(run_id, [GraphNode(name=name, op="Input")])
+    store.set_run_tags(run_id, ["baseline", name])
+    return run_id
+
+
+def test_deleting_a_run_removes_everything_it_holds_and_nothing_else(store: Store) -> None:
+    doomed = fill_run(store, "doomed", 1.0)
+    kept = fill_run(store, "kept", 2.0)
+
+    store.delete_run(doomed)
+
+    assert [(r.id, r.tags) for r in store.list_runs("digits")] == [(kept, ("baseline", "kept"))]
+    for read in (
+        lambda: store.list_tags(doomed),
+        lambda: store.read_scalars(doomed, "loss"),
+        lambda: store.read_histograms(doomed, "w"),
+        lambda: store.get_graph(doomed),
+        lambda: store.write_batch(scalars(doomed, {"loss": ([4], [4.0])})),
+    ):
+        with pytest.raises(NotFound):
+            read()
+    loss = store.read_scalars(kept, "loss")
+    weights = store.read_histograms(kept, "w")
+    assert loss is not None
+    assert loss.values.tolist() == [2.0, 4.0, 6.0]
+    assert weights is not None
+    assert weights.steps.tolist() == [1, 2]
+    assert store.get_graph(kept) == [GraphNode(name="kept", op="Input")]
+    with pytest.raises(NotFound):
+        store.delete_run(doomed)  # a second time
+
+
+def test_a_deleted_runs_name_starts_a_new_empty_run(store: Store) -> None:
+    doomed = fill_run(store, "again", 1.0)
+    store.delete_run(doomed)
+
+    started = store.start_run("digits", "again", None, 500.0)
+
+    assert not started.resumed
+    assert started.run.id != doomed
+    assert started.run.tags == ()
+    assert store.list_tags(started.run.id) == []
+    assert store.get_graph(started.run.id) is None
+
+
+def test_an_experiment_without_runs_left_is_no_longer_listed(store: Store) -> None:
+    only = store.start_run("lonely", "r", None, 1.0).run.id
+    store.start_run("digits", "r", None, 1.0)
+
+    store.delete_run(only)
+
+    assert store.list_experiments() == ["digits"]
+    assert store.list_runs("lonely") == []
+    store.start_run("lonely", "back", None, 2.0)
+    assert store.list_experiments() == ["digits", "lonely"]
+
+
+def test_deleting_an_experiment_deletes_its_runs_and_counts_them(store: Store) -> None:
+    doomed = [fill_run(store, name, 1.0) for name in ("a", "b")]
+    kept = store.start_run("other", "a", None, 1.0).run.id
+    store.write_batch(scalars(kept, {"loss": ([1], [1.0])}))
+
+    assert store.delete_experiment("digits") == 2
+
+    assert store.list_experiments() == ["other"]
+    assert store.list_runs("digits") == []
+    for run_id in doomed:
+        with pytest.raises(NotFound):
+            store.list_tags(run_id)
+    assert [r.id for r in store.list_runs("other")] == [kept]
+    assert store.read_scalars(kept, "loss") is not None
+    with pytest.raises(NotFound, match="digits"):
+        store.delete_experiment("digits")
+    with pytest.raises(NotFound, match="nobody-made-this"):
+        store.delete_experiment("nobody-made-this")
+
+
+def test_a_renamed_run_keeps_its_data_and_resumes_under_its_new_name(store: Store) -> None:
+    run_id = fill_run(store, "old", 1.0)
+
+    store.rename_run(run_id, "new")
+
+    [run] = store.list_runs("digits")
+    assert (run.id, run.name, run.tags) == (run_id, "new", ("baseline", "old"))
+    assert store.read_scalars(run_id, "loss") is not None
+    resumed = store.start_run("digits", "new", None, 600.0)
+    assert resumed.resumed
+    assert resumed.run.id == run_id
+    assert resumed.run.tags == ("baseline", "old")
+    fresh = store.start_run("digits", "old", None, 600.0)
+    assert not fresh.resumed
+
+
+def test_renaming_to_a_name_taken_in_the_experiment_is_refused(store: Store) -> None:
+    first = store.start_run("digits", "first", None, 1.0).run.id
+    store.start_run("digits", "second", None, 1.0)
+    elsewhere = store.start_run("other", "third", None, 1.0).run.id
+
+    with pytest.raises(InvalidArgument, match="run name 'second' is taken in experiment 'digits'"):
+        store.rename_run(first, "second")
+
+    assert [r.name for r in store.list_runs("digits")] == ["first", "second"]
+    store.rename_run(first, "first")  # its own name: nothing to do
+    store.rename_run(elsewhere, "second")  # another experiment's names do not count
+    assert [r.name for r in store.list_runs("other")] == ["second"]
+
+
+@pytest.mark.parametrize("name", ["", "x" * 257, "tab\there"])
+def test_renaming_to_a_bad_name_is_an_invalid_argument(store: Store, name: str) -> None:
+    run_id = new_run(store)
+
+    with pytest.raises(InvalidArgument, match="new_name"):
+        store.rename_run(run_id, name)
+    assert store.list_runs("digits")[0].name == "lr=0.5"
+
+
+def test_run_tags_round_trip_sorted_without_repeats(store: Store) -> None:
+    run_id = new_run(store)
+    store.start_run("digits", "other", None, 1.0)  # untagged
+    tags = [*ODD_NAMES, "baseline", ODD_NAMES[0]]
+
+    stored = store.set_run_tags(run_id, tags)
+
+    assert stored == tuple(sorted(set(tags)))
+    assert len(stored) == len(ODD_NAMES) + 1
+    runs = store.list_runs("digits")
+    assert [r.tags for r in runs] == [stored, ()]
+    assert store.start_run("digits", "lr=0.5", None, 2.0).run.tags == stored
+    assert store.set_run_tags(run_id, ["only"]) == ("only",)  # replaces the set
+    assert store.list_runs("digits")[0].tags == ("only",)
+    assert store.set_run_tags(run_id, []) == ()
+    assert [r.tags for r in store.list_runs("digits")] == [(), ()]
+
+
+@pytest.mark.parametrize(
+    ("tags", "field"),
+    [
+        (["ok", ""], "tags[1]"),
+        (["bad\nline"], "tags[0]"),
+        (["x" * 257], "tags[0]"),
+        ([f"t{i}" for i in range(65)], "tags"),
+    ],
+)
+def test_bad_run_tags_are_refused_and_keep_the_stored_ones(
+    store: Store, tags: list[str], field: str
+) -> None:
+    run_id = new_run(store)
+    store.set_run_tags(run_id, ["kept"])
+
+    with pytest.raises(InvalidArgument) as info:
+        store.set_run_tags(run_id, tags)
+
+    assert field in str(info.value)
+    assert store.list_runs("digits")[0].tags == ("kept",)
+
+
+def test_sixty_four_run_tags_are_allowed(store: Store) -> None:
+    run_id = new_run(store)
+    tags = [f"tag-{i:02d}" for i in range(64)]
+
+    assert store.set_run_tags(run_id, tags) == tuple(tags)
+
+
+# ---------------------------------------------------------------- liveness
+
+
+def status_of(store: Store, run_id: int) -> str:
+    return next(r.status for r in store.list_runs("digits") if r.id == run_id)
+
+
+def test_a_running_run_silent_past_the_timeout_is_listed_crashed(
+    store: Store, clock: Clock
+) -> None:
+    run_id = store.start_run("digits", "r", None, 1_000.0).run.id
+
+    clock.now = 1_000.0 + CRASHED_AFTER - 1
+    assert status_of(store, run_id) == "running"
+    clock.now = 1_000.0 + CRASHED_AFTER + 1
+    assert status_of(store, run_id) == "crashed"
+
+    # Only reported: a late client still finishes it.
+    store.finish_run(run_id, "finished", 2_000.0)
+    assert status_of(store, run_id) == "finished"
+
+
+def test_a_write_makes_a_crashed_run_running_again(store: Store, clock: Clock) -> None:
+    run_id = store.start_run("digits", "r", None, 1_000.0).run.id
+    clock.now = 5_000.0
+    assert status_of(store, run_id) == "crashed"
+
+    store.write_batch(scalars(run_id, {"loss": ([0], [1.0])}, wall_time=4_990.0))
+
+    assert status_of(store, run_id) == "running"
+    clock.now = 4_990.0 + CRASHED_AFTER + 1
+    assert status_of(store, run_id) == "crashed"
+
+
+def test_a_heartbeat_makes_a_crashed_run_running_at_the_stores_time(
+    store: Store, clock: Clock
+) -> None:
+    run_id = store.start_run("digits", "r", None, 1_000.0).run.id
+    clock.now = 5_000.0
+    assert status_of(store, run_id) == "crashed"
+
+    store.heartbeat(run_id)
+
+    [run] = store.list_runs("digits")
+    assert (run.status, run.updated_at) == ("running", 5_000.0)
+    clock.now = 3_000.0  # a clock that went back never moves updated_at back
+    store.heartbeat(run_id)
+    assert store.list_runs("digits")[0].updated_at == 5_000.0
+
+
+def test_resuming_a_crashed_run_makes_it_running(store: Store, clock: Clock) -> None:
+    run_id = store.start_run("digits", "r", None, 1_000.0).run.id
+    clock.now = 5_000.0
+
+    resumed = store.start_run("digits", "r", None, 5_000.0)
+
+    assert resumed.run.id == run_id
+    assert status_of(store, run_id) == "running"
+
+
+def test_renaming_or_tagging_a_crashed_run_leaves_it_crashed(store: Store, clock: Clock) -> None:
+    run_id = store.start_run("digits", "r", None, 1_000.0).run.id
+    clock.now = 5_000.0
+
+    store.rename_run(run_id, "renamed")
+    store.set_run_tags(run_id, ["look"])
+
+    [run] = store.list_runs("digits")
+    assert (run.name, run.status, run.tags, run.updated_at) == (
+        "renamed",
+        "crashed",
+        ("look",),
+        1_000.0,
+    )
+
+
+def test_finished_runs_are_never_listed_crashed(store: Store, clock: Clock) -> None:
+    for status in ("finished", "failed", "killed"):
+        run_id = store.start_run("digits", status, None, 1_000.0).run.id
+        store.finish_run(run_id, status, 1_001.0)
+    clock.now = 1e9
+
+    assert [r.status for r in store.list_runs("digits")] == ["finished", "failed", "killed"]
+
+
+@pytest.mark.parametrize("status", ["running", "crashed"])
+def test_a_run_cannot_be_finished_running_or_crashed(store: Store, status: str) -> None:
+    run_id = new_run(store)
+
+    with pytest.raises(InvalidArgument, match="status"):
+        store.finish_run(run_id, status, 160.0)
+    assert store.list_runs("digits")[0].finished_at is None

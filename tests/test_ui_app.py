@@ -7,6 +7,7 @@ import base64
 import json
 import socket
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -582,3 +583,198 @@ def test_a_graph_is_read_once_it_is_there(server_address: str, spy: SpyReader) -
     assert [n.name for n in first] == ["x"]
     assert again == first
     assert spy.graph_reads == 2  # asked while missing, then once
+
+
+# --------------------------------------------------------------------- runs: housekeeping
+
+
+@pytest.fixture
+def team_server(server_address: str) -> str:
+    """A fresh server (the tests change it): experiment "vision" with runs alpha
+    and beta, experiment "quiet" with run idle."""
+    for experiment, name in (("vision", "alpha"), ("vision", "beta"), ("quiet", "idle")):
+        with trainboard.Client(experiment, name, server_address) as client:
+            log_steps(client, range(5))
+    return server_address
+
+
+def runs_table(at: AppTest) -> list[tuple[str, str, str]]:
+    table = at.dataframe[0].value
+    return list(zip(table["name"], table["status"], table["tags"], strict=True))
+
+
+def tick(at: AppTest, *rows: int) -> None:
+    at.session_state["runs.table"] = {"selection": {"rows": list(rows), "columns": [], "cells": []}}
+    at.run()
+
+
+def server_runs(server: str, experiment: str) -> list[tuple[str, tuple[str, ...]]]:
+    with trainboard.Reader(server) as reader:
+        return [(r.name, r.tags) for r in reader.runs(experiment)]
+
+
+def test_the_runs_table_shows_tags_and_runs_whose_trainer_vanished_as_crashed(
+    monkeypatch: pytest.MonkeyPatch, team_server: str
+) -> None:
+    from trainboard.transport import RemoteStore
+
+    remote = RemoteStore(team_server)
+    try:  # a run whose trainer last wrote an hour ago and never closed it
+        remote.start_run("vision", "ghost", None, time.time() - 3_600)
+        remote.set_run_tags(remote.list_runs("vision")[0].id, ["baseline", "ünï"])
+    finally:
+        remote.close()
+
+    at = open_app(monkeypatch, team_server, exp="vision", page="runs")
+
+    assert_clean(at)
+    assert runs_table(at) == [
+        ("alpha", "finished", "baseline, ünï"),
+        ("beta", "finished", ""),
+        ("ghost", "crashed", ""),
+    ]
+    at.multiselect(key="runs.status").select("crashed").run()
+    assert [name for name, _, _ in runs_table(at)] == ["ghost"]
+
+
+def test_renaming_the_ticked_run_keeps_it_selected(
+    monkeypatch: pytest.MonkeyPatch, team_server: str
+) -> None:
+    at = open_app(monkeypatch, team_server, exp="vision", page="runs")
+    assert "runs.rename" not in [b.key for b in at.button]  # two ticked: which one?
+    tick(at, 1)
+
+    at.text_input(key="runs.rename.name").input("beta (lr=1)").run()
+    at.button(key="runs.rename").click().run()
+
+    assert_clean(at)
+    assert [name for name, _, _ in runs_table(at)] == ["alpha", "beta (lr=1)"]
+    assert server_runs(team_server, "vision") == [("alpha", ()), ("beta (lr=1)", ())]
+    assert at.multiselect(key="w_runs").value == ["beta (lr=1)"]
+    assert at.query_params["run"] == "beta (lr=1)"
+    assert any("Renamed" in s.value for s in at.success)
+    assert at.text_input(key="runs.rename.name").value == ""
+
+
+def test_renaming_to_a_taken_name_says_so(
+    monkeypatch: pytest.MonkeyPatch, team_server: str
+) -> None:
+    at = open_app(monkeypatch, team_server, exp="vision", page="runs")
+    tick(at, 1)
+
+    at.text_input(key="runs.rename.name").input("alpha").run()
+    at.button(key="runs.rename").click().run()
+
+    assert_clean(at)
+    assert any("'alpha' is taken in experiment 'vision'" in e.value for e in at.error)
+    assert [name for name, _ in server_runs(team_server, "vision")] == ["alpha", "beta"]
+
+
+def test_tags_are_added_to_and_removed_from_the_ticked_runs(
+    monkeypatch: pytest.MonkeyPatch, team_server: str
+) -> None:
+    at = open_app(monkeypatch, team_server, exp="vision", page="runs")  # both ticked
+
+    at.text_input(key="runs.tags.text").input('baseline, say "hi", ünï').run()
+    at.button(key="runs.tags.add").click().run()
+
+    assert_clean(at)
+    tagged = ("baseline", 'say "hi"', "ünï")
+    assert server_runs(team_server, "vision") == [("alpha", tagged), ("beta", tagged)]
+    assert [tags for _, _, tags in runs_table(at)] == ['baseline, say "hi", ünï'] * 2
+
+    tick(at, 0)
+    at.text_input(key="runs.tags.text").input("baseline").run()
+    at.button(key="runs.tags.remove").click().run()
+
+    assert_clean(at)
+    assert server_runs(team_server, "vision") == [("alpha", tagged[1:]), ("beta", tagged)]
+    at.text_input(key="runs.filter").input("baseline").run()
+    assert [name for name, _, _ in runs_table(at)] == ["beta"]
+
+
+def test_deleting_ticked_runs_asks_first(monkeypatch: pytest.MonkeyPatch, team_server: str) -> None:
+    at = open_app(monkeypatch, team_server, exp="vision", page="runs")
+    tick(at, 1)
+
+    at.button(key="runs.delete").click().run()
+    assert any("Really delete 1 run (**beta**)" in w.value for w in at.warning)
+    at.button(key="runs.delete.cancel").click().run()
+
+    assert not at.warning
+    assert len(server_runs(team_server, "vision")) == 2
+
+    at.button(key="runs.delete").click().run()
+    at.button(key="runs.delete.confirm").click().run()
+
+    assert_clean(at)
+    assert server_runs(team_server, "vision") == [("alpha", ())]
+    assert [name for name, _, _ in runs_table(at)] == ["alpha"]
+    assert at.multiselect(key="w_runs").options == ["alpha"]
+    assert any("Deleted 1 run." in s.value for s in at.success)
+    at.segmented_control(key="w_page").set_value("scalars").run()
+    assert_clean(at)
+    assert all(trace_names(f) == ["alpha (raw)", "alpha"] for f in figures(at))
+
+
+def test_deleting_every_run_of_an_experiment_moves_to_another(
+    monkeypatch: pytest.MonkeyPatch, team_server: str
+) -> None:
+    at = open_app(monkeypatch, team_server, exp="vision", page="runs")  # both ticked
+
+    at.button(key="runs.delete").click().run()
+    assert any("Really delete 2 runs" in w.value for w in at.warning)
+    at.button(key="runs.delete.confirm").click().run()
+
+    assert_clean(at)
+    with trainboard.Reader(team_server) as reader:
+        assert reader.experiments() == ["quiet"]
+    assert at.query_params["exp"] == "quiet"
+    assert not at.warning  # no "the server has no experiment vision"
+
+
+def test_deleting_the_experiment_asks_first(
+    monkeypatch: pytest.MonkeyPatch, team_server: str
+) -> None:
+    at = open_app(monkeypatch, team_server, exp="vision", page="runs")
+
+    at.button(key="runs.experiment.delete").click().run()
+    assert any("Really delete experiment **vision** and its 2 runs" in w.value for w in at.warning)
+    at.button(key="runs.experiment.cancel").click().run()
+    assert not at.warning
+    at.button(key="runs.experiment.delete").click().run()
+    at.button(key="runs.experiment.confirm").click().run()
+
+    assert_clean(at)
+    with trainboard.Reader(team_server) as reader:
+        assert reader.experiments() == ["quiet"]
+    assert at.selectbox(key="w_experiment").value == "quiet"
+    assert [name for name, _, _ in runs_table(at)] == ["idle"]
+
+
+def test_a_read_only_token_gets_a_message_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from trainboard_server.auth import parse_tokens
+    from trainboard_server.server import make_server
+    from trainboard_server.sql_store import SqlStore
+
+    write, read = "write-token-0123456789", "read-token-0123456789"
+    store = SqlStore.from_url(f"sqlite:///{tmp_path / 'tokens.db'}")
+    handle = make_server(store, port=0, tokens=parse_tokens(f"write {write}\nread {read}\n"))
+    handle.start()
+    try:
+        with trainboard.Client("vision", "alpha", handle.address, token=write) as client:
+            log_steps(client, range(3))
+        monkeypatch.setenv("TRAINBOARD_TOKEN", read)
+        at = open_app(monkeypatch, handle.address, exp="vision", page="runs")
+
+        at.button(key="runs.delete").click().run()
+        at.button(key="runs.delete.confirm").click().run()
+
+        assert_clean(at)
+        assert any("may read but not write" in e.value for e in at.error)
+        assert [name for name, _, _ in runs_table(at)] == ["alpha"]
+    finally:
+        handle.stop(grace=None)
+        store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -397,6 +398,23 @@ def test_runs_frame_filters_by_text_and_status() -> None:
     assert data.filter_runs_frame(frame, "0.1", [])["name"].tolist() == ["alpha"]
     assert data.filter_runs_frame(frame, "", ["running"]).empty
     assert len(data.filter_runs_frame(frame, "", [])) == 2
+
+
+def test_runs_frame_lists_tags_and_the_filter_finds_them() -> None:
+    tagged = dataclasses.replace(make_run(1, "alpha"), tags=("baseline", "ünï"))
+    crashed = dataclasses.replace(make_run(2, "beta"), status="crashed")
+    frame = data.runs_frame([tagged, crashed], {}, [])
+    assert frame["tags"].tolist() == ["baseline, ünï", ""]
+    assert frame["status"].tolist() == ["finished", "crashed"]
+    assert data.filter_runs_frame(frame, "BASE", [])["name"].tolist() == ["alpha"]
+    assert data.filter_runs_frame(frame, "", ["crashed"])["name"].tolist() == ["beta"]
+
+
+def test_tags_typed_into_the_runs_page_are_split_on_commas() -> None:
+    from trainboard_ui.views.runs import parse_tags
+
+    assert parse_tags(' baseline, ,say "hi" ,ünï,') == ["baseline", 'say "hi"', "ünï"]
+    assert parse_tags("  ") == []
 
 
 # --------------------------------------------------------------------- URL state

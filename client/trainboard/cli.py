@@ -15,10 +15,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from trainboard import housekeeping
 from trainboard.processes import Service, http_ok, port_open, run_services
 from trainboard.transport import DEFAULT_SERVER
 
 DEFAULT_DB = "sqlite:///./trainboard.db"
+# The server's --crashed-after default (trainboard_server.sql_store.DEFAULT_CRASHED_AFTER;
+# not imported from there: the client package works without the server extra).
+DEFAULT_CRASHED_AFTER = 300.0
 DEFAULT_UI_PORT = 8501
 UI_EXTRA_MODULES = ("streamlit", "plotly", "pandas")
 
@@ -27,11 +31,19 @@ def _server_default() -> str:
     return os.environ.get("TRAINBOARD_SERVER") or DEFAULT_SERVER
 
 
-def _split_host_port(address: str) -> tuple[str, int]:
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise SystemExit(f"trainboard: expected HOST:PORT, got {address!r}")
-    return host, int(port)
+def _host_ports(address: str) -> list[tuple[str, int]]:
+    """The (host, port) pairs of ``HOST:PORT`` or several comma-separated."""
+    from trainboard.transport import resolve_server
+
+    try:
+        resolve_server(address)
+    except ValueError as exc:
+        raise SystemExit(f"trainboard: {exc}") from exc
+    pairs = []
+    for part in address.split(","):
+        host, _, port = part.strip().rpartition(":")
+        pairs.append((host.strip("[]"), int(port)))
+    return pairs
 
 
 def cmd_server(args: argparse.Namespace) -> int:
@@ -56,7 +68,10 @@ def cmd_server(args: argparse.Namespace) -> int:
     except (TokensFileError, OSError) as exc:
         print(f"trainboard: {exc}", file=sys.stderr)
         return 2
-    store = SqlStore.from_url(args.db)
+    if args.crashed_after < 0:
+        print("trainboard: --crashed-after must be >= 0 seconds", file=sys.stderr)
+        return 2
+    store = SqlStore.from_url(args.db, crashed_after=args.crashed_after or None)
     try:
         handle = make_server(store, host=args.host, port=args.port, tokens=tokens, tls=tls)
     except OSError as exc:
@@ -129,7 +144,7 @@ def _server_ready(address: str) -> bool:
 
     # A plain connect first: a gRPC channel that found the port closed backs off
     # for a second or more before it tries again.
-    if not port_open(*_split_host_port(address)):
+    if not any(port_open(host, port) for host, port in _host_ports(address)):
         return False
     with Reader(address, timeout=5.0) as reader:
         return reader.healthy(timeout=2.0)
@@ -205,7 +220,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     except MissingExtra as exc:
         print(f"trainboard: {exc}", file=sys.stderr)
         return 2
-    _split_host_port(args.server)  # a bad address fails here, not in the dashboard
+    _host_ports(args.server)  # a bad address fails here, not in the dashboard
 
     def announce() -> None:
         url = dashboard_url(args.host, args.port)
@@ -275,6 +290,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     server.add_argument("--tls-cert", help="serve TLS with this PEM certificate (chain)")
     server.add_argument("--tls-key", help="the PEM private key of --tls-cert")
+    server.add_argument(
+        "--crashed-after",
+        type=float,
+        default=DEFAULT_CRASHED_AFTER,
+        metavar="SECONDS",
+        help="list a running run as crashed when nothing (no write, no heartbeat) reached "
+        "it for this long (default %(default)g; 0: never)",
+    )
     server.set_defaults(func=cmd_server)
 
     sync_parser = sub.add_parser(
@@ -286,13 +309,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="a spool file or folder (default: $TRAINBOARD_SPOOL_DIR or ~/.trainboard/spool)",
     )
     sync_parser.add_argument(
-        "--server", default=_server_default(), help="HOST:PORT of the server (default %(default)s)"
+        "--server",
+        default=_server_default(),
+        help="HOST:PORT of the server, or several comma-separated (default %(default)s)",
     )
     sync_parser.set_defaults(func=cmd_sync)
 
     demo = sub.add_parser("demo", help="train the softmax demo (three learning rates)")
     demo.add_argument(
-        "--server", default=_server_default(), help="HOST:PORT of the server (default %(default)s)"
+        "--server",
+        default=_server_default(),
+        help="HOST:PORT of the server, or several comma-separated (default %(default)s)",
     )
     demo.add_argument("--experiment", default="digits", help="experiment (default %(default)s)")
     demo.add_argument("--steps", type=int, default=300, help="training steps per run")
@@ -303,7 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ui = sub.add_parser("ui", help="run the dashboard (Streamlit) against a server")
     ui.add_argument(
-        "--server", default=_server_default(), help="HOST:PORT of the server (default %(default)s)"
+        "--server",
+        default=_server_default(),
+        help="HOST:PORT of the server, or several comma-separated (default %(default)s)",
     )
     ui.add_argument(
         "--port", type=int, default=DEFAULT_UI_PORT, help="dashboard port (default %(default)s)"
@@ -327,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="dashboard port (default %(default)s)",
     )
     up.set_defaults(func=cmd_up)
+
+    housekeeping.add_parsers(sub, _server_default())
     return parser
 
 

@@ -100,6 +100,11 @@ class Client:
     records wait in the queue, and at most ``max_snapshot_bytes`` of histogram
     copies wait to be summarised.
 
+    While the trainer logs nothing for ``heartbeat_interval`` seconds, the client
+    sends a heartbeat, so that the server keeps listing the run as running (a run
+    that nothing touched for the server's ``--crashed-after`` time is listed as
+    crashed).
+
     ``token`` (default ``TRAINBOARD_TOKEN``) is sent with every call to a server
     that requires tokens; ``tls_root_cert`` (default ``TRAINBOARD_TLS_ROOT_CERT``)
     names the PEM root certificate of a server that serves TLS.
@@ -122,6 +127,7 @@ class Client:
         spool_dir: str | Path | None = None,
         spill_after: float = 5.0,
         max_snapshot_bytes: int = 256 * 1024 * 1024,
+        heartbeat_interval: float = 30.0,
     ) -> None:
         self.experiment = check_name("experiment", experiment)
         if run is None:
@@ -132,6 +138,8 @@ class Client:
         self.params = None if params is None else dict(params)
         if flush_interval <= 0 or max_batch_points < 1 or max_queue < 1:
             raise ValueError("flush_interval, max_batch_points and max_queue must be positive")
+        if not heartbeat_interval > 0:
+            raise ValueError(f"heartbeat_interval must be positive, got {heartbeat_interval}")
         self.server = resolve_server(server)
         self.timeout = timeout
         self.exit_timeout = exit_timeout
@@ -161,6 +169,7 @@ class Client:
             spool_dir=Path(spool_dir) if spool_dir is not None else default_spool_dir(),
             spill_after=spill_after,
             budget=self._snapshots,
+            heartbeat_interval=heartbeat_interval,
         )
         self._sender.start()
         _live_clients.add(self)

@@ -10,7 +10,7 @@ import numpy as np
 from trainboard import errors
 from trainboard.transport import RemoteStore, resolve_server, resolve_tls_root_cert, resolve_token
 from trainboard.types import GraphNode, HistogramSeries, Run, ScalarSeries, Tag
-from trainboard.validation import check_name, check_step
+from trainboard.validation import check_name, check_run_tags, check_step
 
 
 class Reader:
@@ -20,6 +20,10 @@ class Reader:
     ``127.0.0.1:6009``); ``token`` and ``tls_root_cert`` as for ``Client``.
     Unknown run ids raise ``trainboard.errors.NotFound``; so does reading a tag
     the run does not have.
+
+    It also does a team's housekeeping (``delete_run``, ``delete_experiment``,
+    ``rename_run``, ``set_run_tags``); on a server that requires tokens these
+    need a write token.
     """
 
     def __init__(
@@ -159,6 +163,24 @@ class Reader:
     def graph(self, run_id: int) -> list[GraphNode] | None:
         """The run's graph (the node list of SPEC §8), or None."""
         return self._store.get_graph(run_id)
+
+    # ------------------------------------------------------------ housekeeping
+
+    def delete_run(self, run_id: int) -> None:
+        """Deletes the run with all its series, histograms, graph and tags."""
+        self._store.delete_run(run_id)
+
+    def delete_experiment(self, experiment: str) -> int:
+        """Deletes every run of the experiment; returns how many there were."""
+        return self._store.delete_experiment(check_name("experiment", experiment))
+
+    def rename_run(self, run_id: int, new_name: str) -> None:
+        """Renames the run; ``InvalidArgument`` if its experiment has a run of that name."""
+        self._store.rename_run(run_id, check_name("new_name", new_name))
+
+    def set_run_tags(self, run_id: int, tags: Sequence[str]) -> tuple[str, ...]:
+        """Replaces the run's tags (at most 64); returns them sorted, without repeats."""
+        return self._store.set_run_tags(run_id, check_run_tags(tags))
 
     def healthy(self, timeout: float = 5.0) -> bool:
         """True when the server answers its health check."""

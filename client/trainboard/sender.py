@@ -40,6 +40,8 @@ CLOSE: Final = 5
 
 # A histogram weighs this many points when a batch is sized.
 _HISTOGRAM_WEIGHT = 80
+# Seconds a heartbeat may take: it is skipped, not retried, when the server is slow.
+_HEARTBEAT_TIMEOUT = 5.0
 
 
 class ByteBudget:
@@ -217,6 +219,9 @@ class Sender(threading.Thread):
     file instead (``trainboard.spool``), so the trainer is neither blocked nor
     made to hold the data in memory. While offline it probes the server; once
     the spool has been sent and removed it goes back online.
+
+    While online with nothing to send for ``heartbeat_interval`` seconds, it
+    sends a heartbeat, so that the server does not list an idle run as crashed.
     """
 
     def __init__(
@@ -234,6 +239,7 @@ class Sender(threading.Thread):
         spool_dir: Path,
         spill_after: float,
         budget: ByteBudget,
+        heartbeat_interval: float = 30.0,
     ) -> None:
         super().__init__(name=f"trainboard-sender-{run}", daemon=True)
         self._budget = budget
@@ -247,6 +253,8 @@ class Sender(threading.Thread):
         self._max_batch_points = max_batch_points
         self._max_queue = max_queue
         self._spill_after = spill_after
+        self._heartbeat_interval = heartbeat_interval
+        self._last_contact = time.monotonic()  # of the last call the server answered
         self._client_id = uuid.uuid4().hex
         self._sequence = 0
         self._next_scalar_step: dict[str, int] = {}
@@ -290,6 +298,7 @@ class Sender(threading.Thread):
                     self._probe()
                 if self._drain() or self._abandoned.is_set():
                     return
+                self._heartbeat_if_idle()
         finally:
             if self._spool is not None:
                 self._spool.close()
@@ -409,6 +418,7 @@ class Sender(threading.Thread):
         try:
             result()
             self._outage_since = None
+            self._last_contact = time.monotonic()
             return
         except errors.Unavailable as exc:
             self._note_outage(exc)
@@ -468,7 +478,26 @@ class Sender(threading.Thread):
                     )
                 return False
             self._outage_since = None
+            self._last_contact = time.monotonic()
             return True if result is None else result
+
+    def _heartbeat_if_idle(self) -> None:
+        """Tells the server the run is alive when nothing else did for a while.
+        One try: a heartbeat that fails is skipped, the next one comes an
+        interval later (a real outage shows in the batches anyway)."""
+        run = self.run_info
+        if (
+            run is None
+            or self._spool is not None
+            or self._closing is not None
+            or time.monotonic() - self._last_contact < self._heartbeat_interval
+        ):
+            return
+        self._last_contact = time.monotonic()
+        try:
+            self._store.heartbeat(run.id, timeout=min(self._store.timeout, _HEARTBEAT_TIMEOUT))
+        except errors.TrainboardError as exc:
+            log.debug("trainboard: the heartbeat of run %r failed: %s", self._run, exc)
 
     def _note_outage(self, exc: BaseException) -> None:
         if self._outage_since is None:

@@ -7,12 +7,20 @@ gRPC, to a server that holds a ``SqlStore``). The contract test suite
 
 Data model
 ----------
-- An *experiment* is a name; it exists once a run names it.
+- An *experiment* is a name; it exists once a run names it, and is listed while
+  it has runs: deleting its last run (or the experiment) removes it.
 - A *run* belongs to one experiment and has a name unique within it, an integer
-  id, JSON params, a status (running, finished, failed, killed) and times.
-  Starting a run whose (experiment, name) exists resumes it: its status goes back
-  to running, and the params given are merged into the stored ones (a new value
-  replaces the old one; ``None`` keeps them all).
+  id, JSON params, a status (running, finished, failed, killed), times and a set
+  of tags (labels; at most 64). Starting a run whose (experiment, name) exists
+  resumes it: its status goes back to running, and the params given are merged
+  into the stored ones (a new value replaces the old one; ``None`` keeps them all).
+  A run can be renamed (to a name no other run of its experiment has) and deleted
+  with everything it holds (series, histograms, graph, tags).
+- *Liveness*: every batch, heartbeat, start and finish moves a run's
+  ``updated_at`` forward (never back; renaming and tagging leave it). A run stored as running whose
+  ``updated_at`` is older than the store's crashed-after timeout is *listed* with
+  status "crashed"; the stored status stays running, so a late client still
+  writes and finishes it, and its next write makes it running again.
 - A *series* is (run, tag, kind), kind being "scalar" or "histogram". A tag can
   hold a scalar series and a histogram series side by side.
 - A scalar *point* is keyed by (run, tag, step) and carries a wall time and a
@@ -29,8 +37,9 @@ Data model
 
 Errors
 ------
-``NotFound`` for an unknown run id; ``InvalidArgument`` for a bad field (the
-message names it). Reading a tag a run does not have returns ``None``.
+``NotFound`` for an unknown run id (or experiment, for ``delete_experiment``);
+``InvalidArgument`` for a bad field (the message names it) and for a rename to a
+taken name. Reading a tag a run does not have returns ``None``.
 
 Thread safety
 -------------
@@ -83,7 +92,8 @@ class Store(Protocol):
         ...
 
     def list_runs(self, experiment: str) -> list[Run]:
-        """The experiment's runs in the order they were created (empty if none)."""
+        """The experiment's runs in the order they were created (empty if none),
+        with their tags; a silent running run is reported "crashed"."""
         ...
 
     def list_tags(self, run_id: int) -> list[Tag]:
@@ -119,6 +129,29 @@ class Store(Protocol):
 
     def get_graph(self, run_id: int) -> list[GraphNode] | None:
         """The run's graph, or ``None`` if none was set."""
+        ...
+
+    def heartbeat(self, run_id: int) -> None:
+        """Moves the run's ``updated_at`` to the store's current time (a client
+        that has nothing to send says it is alive)."""
+        ...
+
+    def delete_run(self, run_id: int) -> None:
+        """Deletes the run and everything it holds, in one transaction."""
+        ...
+
+    def delete_experiment(self, experiment: str) -> int:
+        """Deletes every run of the experiment; returns how many.
+        ``NotFound`` when it has none."""
+        ...
+
+    def rename_run(self, run_id: int, new_name: str) -> None:
+        """Renames the run; ``InvalidArgument`` when the experiment has another
+        run of that name."""
+        ...
+
+    def set_run_tags(self, run_id: int, tags: Sequence[str]) -> tuple[str, ...]:
+        """Replaces the run's tags; returns them as stored (sorted, no repeats)."""
         ...
 
     def close(self) -> None:

@@ -340,3 +340,37 @@ class RemoteStore:
 
     def close(self) -> None:
         self._channel.close()
+
+    # ---------------------------------------------------------------- housekeeping
+
+    def heartbeat(self, run_id: int, *, timeout: float | None = None) -> None:
+        """Says the run's client is alive (``timeout`` overrides the store's)."""
+        with translate_errors():
+            self._write.Heartbeat(
+                pb.HeartbeatRequest(run_id=run_id),
+                timeout=self.timeout if timeout is None else timeout,
+            )
+
+    def delete_run(self, run_id: int) -> None:
+        with translate_errors():
+            self._write.DeleteRun(pb.DeleteRunRequest(run_id=run_id), timeout=self.timeout)
+
+    def delete_experiment(self, experiment: str) -> int:
+        with translate_errors():
+            response = self._write.DeleteExperiment(
+                pb.DeleteExperimentRequest(experiment=experiment), timeout=self.timeout
+            )
+        return int(response.deleted_runs)
+
+    def rename_run(self, run_id: int, new_name: str) -> None:
+        with translate_errors():
+            self._write.RenameRun(
+                pb.RenameRunRequest(run_id=run_id, new_name=new_name), timeout=self.timeout
+            )
+
+    def set_run_tags(self, run_id: int, tags: Sequence[str]) -> tuple[str, ...]:
+        with translate_errors():
+            response = self._write.SetRunTags(
+                pb.SetRunTagsRequest(run_id=run_id, tags=list(tags)), timeout=self.timeout
+            )
+        return tuple(response.tags)

@@ -16,15 +16,21 @@ if TYPE_CHECKING:
     import pandas as pd
 
 TagKind = Literal["scalar", "histogram"]
-RunStatus = Literal["running", "finished", "failed", "killed"]
-RUN_STATUSES: tuple[str, ...] = ("running", "finished", "failed", "killed")
+RunStatus = Literal["running", "finished", "failed", "killed", "crashed"]
+#: The statuses a run is reported with. "crashed" is never stored: it is how a
+#: run still stored as "running" is reported once nothing moved its ``updated_at``
+#: for a while (its client vanished); a new write makes it "running" again.
+RUN_STATUSES: tuple[str, ...] = ("running", "finished", "failed", "killed", "crashed")
+#: The statuses a run can be finished with.
+FINAL_STATUSES: tuple[str, ...] = ("finished", "failed", "killed")
 TAG_KINDS: tuple[str, ...] = ("scalar", "histogram")
 
 
 @dataclass(frozen=True, slots=True)
 class Run:
     """A stored run. Times are seconds since the Unix epoch; ``finished_at`` is
-    ``None`` while the run is running."""
+    ``None`` while the run is running (or reported crashed). ``tags`` are the
+    labels a team marked it with, sorted."""
 
     id: int
     name: str
@@ -34,6 +40,7 @@ class Run:
     started_at: float
     finished_at: float | None
     updated_at: float
+    tags: tuple[str, ...] = ()
 
     @property
     def duration(self) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from trainboard.errors import InvalidArgument
@@ -22,6 +22,7 @@ MAX_BUCKETS = 512
 DEFAULT_BUCKETS = 64
 MAX_PARAMS_JSON = 64 * 1024
 MAX_GRAPH_NODES = 100_000
+MAX_RUN_TAGS = 64
 
 
 def _has_control_character(text: str) -> bool:
@@ -46,6 +47,18 @@ def check_name(field: str, value: object) -> str:
 
 def check_tag(value: object) -> str:
     return check_name("tag", value)
+
+
+def check_run_tags(values: object, field: str = "tags") -> tuple[str, ...]:
+    """A run's tags (labels such as "baseline"): a list of at most 64 names, each
+    checked like a name. Returns them sorted, without repeats."""
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        raise TypeError(f"{field} must be a list of str, got {type(values).__name__}")
+    tags = [check_name(f"{field}[{i}]", value) for i, value in enumerate(values)]
+    unique = tuple(sorted(set(tags)))
+    if len(unique) > MAX_RUN_TAGS:
+        raise InvalidArgument(f"{field} holds {len(unique)} tags; a run has at most {MAX_RUN_TAGS}")
+    return unique
 
 
 def check_step(value: object, field: str = "step") -> int:

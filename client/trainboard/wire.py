@@ -17,7 +17,7 @@ import numpy as np
 from trainboard.errors import InvalidArgument
 from trainboard.graph import validate_graph
 from trainboard.types import (
-    RUN_STATUSES,
+    FINAL_STATUSES,
     GraphNode,
     Histogram,
     HistogramRecord,
@@ -54,6 +54,7 @@ def run_to_pb(run: Run) -> pb.Run:
         started_at=run.started_at,
         finished_at=run.finished_at or 0.0,
         updated_at=run.updated_at,
+        tags=run.tags,
     )
 
 
@@ -67,6 +68,7 @@ def run_from_pb(msg: pb.Run) -> Run:
         started_at=msg.started_at,
         finished_at=msg.finished_at or None,
         updated_at=msg.updated_at,
+        tags=tuple(msg.tags),
     )
 
 
@@ -104,10 +106,10 @@ def check_run_id(run_id: int, field: str = "run_id") -> int:
 
 
 def check_final_status(status: str, field: str = "status") -> str:
-    """A run's final status: any status but "running"."""
-    final = [s for s in RUN_STATUSES if s != "running"]
-    if status not in final:
-        raise InvalidArgument(f"{field} must be one of {', '.join(final)}; got {status!r}")
+    """A run's final status: finished, failed or killed (never "running", nor
+    "crashed", which is only ever reported)."""
+    if status not in FINAL_STATUSES:
+        raise InvalidArgument(f"{field} must be one of {', '.join(FINAL_STATUSES)}; got {status!r}")
     return status
 
 

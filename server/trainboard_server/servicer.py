@@ -17,6 +17,7 @@ from trainboard.store import Store
 from trainboard.v1 import trainboard_pb2 as pb
 from trainboard.validation import (
     check_name,
+    check_run_tags,
     check_step,
     check_wall_time,
     params_from_json,
@@ -118,6 +119,43 @@ class WriteServicer:
         nodes = wire.graph_from_pb(request.graph)
         self._store.set_graph(run_id, nodes)
         return pb.SetGraphResponse(node_count=len(nodes))
+
+    @_translate_errors
+    def DeleteRun(
+        self, request: pb.DeleteRunRequest, context: grpc.ServicerContext
+    ) -> pb.DeleteRunResponse:
+        self._store.delete_run(wire.check_run_id(request.run_id))
+        return pb.DeleteRunResponse()
+
+    @_translate_errors
+    def DeleteExperiment(
+        self, request: pb.DeleteExperimentRequest, context: grpc.ServicerContext
+    ) -> pb.DeleteExperimentResponse:
+        deleted = self._store.delete_experiment(check_name("experiment", request.experiment))
+        return pb.DeleteExperimentResponse(deleted_runs=deleted)
+
+    @_translate_errors
+    def RenameRun(
+        self, request: pb.RenameRunRequest, context: grpc.ServicerContext
+    ) -> pb.RenameRunResponse:
+        run_id = wire.check_run_id(request.run_id)
+        self._store.rename_run(run_id, check_name("new_name", request.new_name))
+        return pb.RenameRunResponse()
+
+    @_translate_errors
+    def SetRunTags(
+        self, request: pb.SetRunTagsRequest, context: grpc.ServicerContext
+    ) -> pb.SetRunTagsResponse:
+        run_id = wire.check_run_id(request.run_id)
+        stored = self._store.set_run_tags(run_id, check_run_tags(request.tags))
+        return pb.SetRunTagsResponse(tags=stored)
+
+    @_translate_errors
+    def Heartbeat(
+        self, request: pb.HeartbeatRequest, context: grpc.ServicerContext
+    ) -> pb.HeartbeatResponse:
+        self._store.heartbeat(wire.check_run_id(request.run_id))
+        return pb.HeartbeatResponse()
 
 
 class ReadServicer:

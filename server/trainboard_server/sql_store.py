@@ -4,6 +4,10 @@ This module is the facade: it validates arguments, runs each call in one
 transaction through ``storage.session.Database`` and leaves the SQL to the
 ``storage`` modules, one concern each. Storage layout: ``storage.models``.
 
+Liveness: ``list_runs`` reports a run stored as running "crashed" when its
+``updated_at`` is more than ``crashed_after`` seconds behind the store's clock
+(a client keeps its run fresh with writes and, while idle, heartbeats).
+
 Durability: ``write_batch`` returns after its transaction committed. On SQLite
 (WAL, ``synchronous=NORMAL``) a committed batch survives the process being killed;
 the last commits before a power loss may be lost. PostgreSQL follows its own
@@ -12,8 +16,10 @@ the last commits before a power loss may be lost. PostgreSQL follows its own
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,7 +27,7 @@ from sqlalchemy import Connection, Engine
 
 from trainboard.errors import InvalidArgument
 from trainboard.types import (
-    RUN_STATUSES,
+    FINAL_STATUSES,
     GraphNode,
     HistogramSeries,
     Run,
@@ -34,6 +40,7 @@ from trainboard.types import (
 from trainboard.validation import (
     MAX_GRAPH_NODES,
     check_name,
+    check_run_tags,
     check_step,
     check_wall_time,
 )
@@ -44,7 +51,8 @@ from trainboard_server.storage.engine import make_engine
 from trainboard_server.storage.migrate import upgrade_to_head
 from trainboard_server.storage.session import Database
 
-FINAL_STATUSES = tuple(s for s in RUN_STATUSES if s != "running")
+#: Seconds without a write or heartbeat after which a running run is reported crashed.
+DEFAULT_CRASHED_AFTER = 300.0
 
 
 class SqlStore:
@@ -52,13 +60,34 @@ class SqlStore:
 
     Thread-safe: every method checks a connection out of the engine's pool for one
     transaction. Several processes may share one database.
+
+    ``crashed_after`` (seconds; ``None`` never reports a crash) and ``clock`` (the
+    current time, seconds since the epoch) drive the liveness rule of
+    ``list_runs`` and the time a heartbeat stores.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        crashed_after: float | None = DEFAULT_CRASHED_AFTER,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if crashed_after is not None and not (math.isfinite(crashed_after) and crashed_after > 0):
+            raise InvalidArgument(f"crashed_after must be seconds > 0, got {crashed_after}")
         self._db = Database(engine)
+        self._crashed_after = crashed_after
+        self._clock = clock
 
     @classmethod
-    def from_url(cls, url: str, *, migrate: bool = True) -> SqlStore:
+    def from_url(
+        cls,
+        url: str,
+        *,
+        migrate: bool = True,
+        crashed_after: float | None = DEFAULT_CRASHED_AFTER,
+        clock: Callable[[], float] = time.time,
+    ) -> SqlStore:
         """A store on ``sqlite:///path``, ``postgresql://...`` or
         ``postgresql+psycopg://...``, migrated to the newest schema unless
         ``migrate=False``; ``InvalidArgument`` for another kind of URL."""
@@ -69,7 +98,7 @@ class SqlStore:
             except BaseException:
                 engine.dispose()
                 raise
-        return cls(engine)
+        return cls(engine, crashed_after=crashed_after, clock=clock)
 
     @property
     def engine(self) -> Engine:
@@ -118,13 +147,39 @@ class SqlStore:
         for i, node in enumerate(nodes):
             if not isinstance(node, GraphNode):
                 raise TypeError(f"nodes[{i}] must be a GraphNode, got {type(node).__name__}")
-        now = time.time()
+        now = self._clock()
 
         def work(connection: Connection) -> None:
             runs.touch_run(connection, run_id, None)
             graphs.store_graph(connection, run_id, nodes, now)
 
         self._db.write(work)
+
+    def heartbeat(self, run_id: int) -> None:
+        run_id = check_run_id(run_id)
+        now = self._clock()
+        self._db.write(lambda c: runs.touch_run(c, run_id, now))
+
+    # ---------------------------------------------------------- housekeeping
+
+    def delete_run(self, run_id: int) -> None:
+        run_id = check_run_id(run_id)
+        self._db.write(lambda c: runs.delete_run(c, run_id))
+
+    def delete_experiment(self, experiment: str) -> int:
+        experiment = check_name("experiment", experiment)
+        return self._db.write(lambda c: runs.delete_experiment(c, experiment))
+
+    def rename_run(self, run_id: int, new_name: str) -> None:
+        run_id = check_run_id(run_id)
+        new_name = check_name("new_name", new_name)
+        self._db.write(lambda c: runs.rename_run(c, run_id, new_name))
+
+    def set_run_tags(self, run_id: int, tags: Sequence[str]) -> tuple[str, ...]:
+        run_id = check_run_id(run_id)
+        checked = check_run_tags(tags)
+        self._db.write(lambda c: runs.set_run_tags(c, run_id, checked))
+        return checked
 
     # ------------------------------------------------------------- read side
 
@@ -133,7 +188,11 @@ class SqlStore:
 
     def list_runs(self, experiment: str) -> list[Run]:
         experiment = check_name("experiment", experiment)
-        return self._db.read(lambda c: runs.list_runs(c, experiment))
+        listed = self._db.read(lambda c: runs.list_runs(c, experiment))
+        if self._crashed_after is None:
+            return listed
+        silent_since = self._clock() - self._crashed_after
+        return [reported(run, silent_since) for run in listed]
 
     def list_tags(self, run_id: int) -> list[Tag]:
         run_id = check_run_id(run_id)
@@ -229,6 +288,14 @@ class SqlStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+def reported(run: Run, silent_since: float) -> Run:
+    """The run as listed: "crashed" when it is stored as running but nothing
+    touched it after ``silent_since``."""
+    if run.status == "running" and run.updated_at < silent_since:
+        return dataclasses.replace(run, status="crashed")
+    return run
 
 
 def _check_limit(field: str, value: int | None) -> None:

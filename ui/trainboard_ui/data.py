@@ -10,7 +10,7 @@ arrays and DataFrames back, ready to draw. Everything here is unit-tested on its
   ignores outliers, and the CSV table of what a chart shows;
 - distributions: TensorBoard's bands over steps (``Histogram.bands()``, SPEC §6);
 - histograms: slices sampled evenly over steps, rebinned onto shared edges;
-- the runs table: status, start, duration, params and last scalar values.
+- the runs table: status, tags, start, duration, params and last scalar values.
 """
 
 from __future__ import annotations
@@ -447,13 +447,15 @@ def runs_frame(
     *,
     timezone: str | None = None,
 ) -> pd.DataFrame:
-    """One row per run: name, status, start (local time), duration, one
-    ``param: <name>`` column per param and one ``last: <tag>`` column per scalar tag
-    (the value at the tag's last step; empty where the run lacks the tag)."""
+    """One row per run: name, status (crashed for a silent running run), its
+    tags (comma-separated), start (local time), duration, one ``param: <name>``
+    column per param and one ``last: <tag>`` column per scalar tag (the value at
+    the tag's last step; empty where the run lacks the tag)."""
     frame = pd.DataFrame(
         {
             "name": [r.name for r in runs],
             "status": [r.status for r in runs],
+            "tags": [", ".join(r.tags) for r in runs],
             "started": wall_datetimes(
                 np.array([r.started_at for r in runs], dtype=np.float64), timezone
             ),
@@ -480,14 +482,18 @@ def _param_column(values: list[object]) -> list[object]:
 
 
 def filter_runs_frame(frame: pd.DataFrame, text: str, statuses: Sequence[str]) -> pd.DataFrame:
-    """Rows whose status is among ``statuses`` (all when empty) and whose name or a
-    param holds ``text`` (case-insensitive; all when empty)."""
+    """Rows whose status is among ``statuses`` (all when empty) and whose name, a
+    tag or a param holds ``text`` (case-insensitive; all when empty)."""
     keep = np.ones(len(frame), dtype=bool)
     if statuses:
         keep &= frame["status"].isin(list(statuses)).to_numpy()
     needle = text.strip().lower()
     if needle:
-        searchable = ["name", *[c for c in frame.columns if c.startswith(PARAM_PREFIX)]]
+        searchable = [
+            "name",
+            "tags",
+            *[c for c in frame.columns if c.startswith(PARAM_PREFIX)],
+        ]
         hit = np.zeros(len(frame), dtype=bool)
         for column in searchable:
             hit |= (

@@ -9,6 +9,10 @@ downsampled on the server (``max_points``, SPEC §7); appended points come as th
 are, so once a series holds more than :data:`COMPACT_FACTOR` times ``max_points`` it
 is read whole again, downsampled afresh.
 
+Deleting runs through :class:`LiveData` forgets what is cached of them; renaming
+and tagging change nothing cached (series are cached by run id, and runs are
+listed afresh on every refresh).
+
 A re-logged step below the cached last step (a run resumed from an earlier
 checkpoint) is picked up by that re-read or by :meth:`LiveData.clear`, not by the
 incremental reads, which only look past the cached last step.
@@ -17,12 +21,13 @@ incremental reads, which only look past the cached last step.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
+from trainboard.errors import NotFound
 from trainboard.types import GraphNode, Histogram, HistogramSeries, Run, ScalarSeries, Tag
 
 #: A cached series is read whole again once it holds this many times the points
@@ -61,6 +66,18 @@ class ReadApi(Protocol):
     def graph(self, run_id: int) -> list[GraphNode] | None: ...
 
 
+class ServerApi(ReadApi, Protocol):
+    """The read API and the housekeeping the Runs page does (``trainboard.Reader``)."""
+
+    def delete_run(self, run_id: int) -> None: ...
+
+    def delete_experiment(self, experiment: str) -> int: ...
+
+    def rename_run(self, run_id: int, new_name: str) -> None: ...
+
+    def set_run_tags(self, run_id: int, tags: Sequence[str]) -> tuple[str, ...]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class CachedScalars:
     """A scalar series as the dashboard holds it, sorted by step."""
@@ -96,7 +113,7 @@ class LiveData:
     Not thread-safe: Streamlit runs one script (or fragment) of a session at a time.
     """
 
-    def __init__(self, reader: ReadApi) -> None:
+    def __init__(self, reader: ServerApi) -> None:
         self.reader = reader
         self._tags: dict[int, list[Tag]] = {}
         self._scalars: dict[ScalarKey, CachedScalars] = {}
@@ -258,14 +275,51 @@ class LiveData:
 
     # ---------------------------------------------------------------- housekeeping
 
+    def delete_runs(self, run_ids: Sequence[int]) -> int:
+        """Deletes the runs on the server and forgets what is cached of them;
+        returns how many were deleted (a run someone else deleted meanwhile is
+        not counted)."""
+        deleted = 0
+        try:
+            for run_id in run_ids:
+                try:
+                    self.reader.delete_run(run_id)
+                except NotFound:
+                    continue
+                deleted += 1
+        finally:
+            self.forget(run_ids)
+        return deleted
+
+    def delete_experiment(self, experiment: str) -> int:
+        """Deletes every run of the experiment; returns how many. Forgets them all."""
+        try:
+            return self.reader.delete_experiment(experiment)
+        finally:
+            self.clear()
+
+    def rename_run(self, run_id: int, new_name: str) -> None:
+        self.reader.rename_run(run_id, new_name)  # cached by id: nothing goes stale
+
+    def set_run_tags(self, run_id: int, tags: Sequence[str]) -> tuple[str, ...]:
+        return self.reader.set_run_tags(run_id, tags)  # listed afresh on every refresh
+
+    def forget(self, run_ids: Iterable[int]) -> None:
+        """Forgets everything cached for ``run_ids``."""
+        drop = set(run_ids)
+        self._keep_runs(lambda run_id: run_id not in drop)
+
     def retain(self, run_ids: Iterable[int]) -> None:
         """Forgets everything cached for runs not in ``run_ids``."""
         keep = set(run_ids)
-        self._tags = {k: v for k, v in self._tags.items() if k in keep}
-        self._scalars = {k: v for k, v in self._scalars.items() if k[0] in keep}
-        self._histograms = {k: v for k, v in self._histograms.items() if k[0] in keep}
-        self._last_values = {k: v for k, v in self._last_values.items() if k[0] in keep}
-        self._graphs = {k: v for k, v in self._graphs.items() if k in keep}
+        self._keep_runs(keep.__contains__)
+
+    def _keep_runs(self, keep: Callable[[int], bool]) -> None:
+        self._tags = {k: v for k, v in self._tags.items() if keep(k)}
+        self._scalars = {k: v for k, v in self._scalars.items() if keep(k[0])}
+        self._histograms = {k: v for k, v in self._histograms.items() if keep(k[0])}
+        self._last_values = {k: v for k, v in self._last_values.items() if keep(k[0])}
+        self._graphs = {k: v for k, v in self._graphs.items() if keep(k)}
 
     def clear(self) -> None:
         """Forgets everything: the next reads are whole ones."""

@@ -90,7 +90,7 @@ class Graph(_message.Message):
     def __init__(self, nodes: _Optional[_Iterable[_Union[GraphNode, _Mapping]]] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("id", "name", "experiment", "params_json", "status", "started_at", "finished_at", "updated_at")
+    __slots__ = ("id", "name", "experiment", "params_json", "status", "started_at", "finished_at", "updated_at", "tags")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +99,7 @@ class Run(_message.Message):
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
     experiment: str
@@ -107,7 +108,8 @@ class Run(_message.Message):
     started_at: float
     finished_at: float
     updated_at: float
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., experiment: _Optional[str] = ..., params_json: _Optional[str] = ..., status: _Optional[str] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., updated_at: _Optional[float] = ...) -> None: ...
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., experiment: _Optional[str] = ..., params_json: _Optional[str] = ..., status: _Optional[str] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StartRunRequest(_message.Message):
     __slots__ = ("experiment", "run", "params_json", "wall_time")
@@ -192,6 +194,64 @@ class SetGraphResponse(_message.Message):
     NODE_COUNT_FIELD_NUMBER: _ClassVar[int]
     node_count: int
     def __init__(self, node_count: _Optional[int] = ...) -> None: ...
+
+class DeleteRunRequest(_message.Message):
+    __slots__ = ("run_id",)
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: int
+    def __init__(self, run_id: _Optional[int] = ...) -> None: ...
+
+class DeleteRunResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DeleteExperimentRequest(_message.Message):
+    __slots__ = ("experiment",)
+    EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    experiment: str
+    def __init__(self, experiment: _Optional[str] = ...) -> None: ...
+
+class DeleteExperimentResponse(_message.Message):
+    __slots__ = ("deleted_runs",)
+    DELETED_RUNS_FIELD_NUMBER: _ClassVar[int]
+    deleted_runs: int
+    def __init__(self, deleted_runs: _Optional[int] = ...) -> None: ...
+
+class RenameRunRequest(_message.Message):
+    __slots__ = ("run_id", "new_name")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    NEW_NAME_FIELD_NUMBER: _ClassVar[int]
+    run_id: int
+    new_name: str
+    def __init__(self, run_id: _Optional[int] = ..., new_name: _Optional[str] = ...) -> None: ...
+
+class RenameRunResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SetRunTagsRequest(_message.Message):
+    __slots__ = ("run_id", "tags")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    run_id: int
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, run_id: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SetRunTagsResponse(_message.Message):
+    __slots__ = ("tags",)
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, tags: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class HeartbeatRequest(_message.Message):
+    __slots__ = ("run_id",)
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: int
+    def __init__(self, run_id: _Optional[int] = ...) -> None: ...
+
+class HeartbeatResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class ListExperimentsRequest(_message.Message):
     __slots__ = ()

@@ -56,6 +56,31 @@ class WriteServiceStub:
                 request_serializer=trainboard_dot_v1_dot_trainboard__pb2.SetGraphRequest.SerializeToString,
                 response_deserializer=trainboard_dot_v1_dot_trainboard__pb2.SetGraphResponse.FromString,
                 _registered_method=True)
+        self.DeleteRun = channel.unary_unary(
+                '/trainboard.v1.WriteService/DeleteRun',
+                request_serializer=trainboard_dot_v1_dot_trainboard__pb2.DeleteRunRequest.SerializeToString,
+                response_deserializer=trainboard_dot_v1_dot_trainboard__pb2.DeleteRunResponse.FromString,
+                _registered_method=True)
+        self.DeleteExperiment = channel.unary_unary(
+                '/trainboard.v1.WriteService/DeleteExperiment',
+                request_serializer=trainboard_dot_v1_dot_trainboard__pb2.DeleteExperimentRequest.SerializeToString,
+                response_deserializer=trainboard_dot_v1_dot_trainboard__pb2.DeleteExperimentResponse.FromString,
+                _registered_method=True)
+        self.RenameRun = channel.unary_unary(
+                '/trainboard.v1.WriteService/RenameRun',
+                request_serializer=trainboard_dot_v1_dot_trainboard__pb2.RenameRunRequest.SerializeToString,
+                response_deserializer=trainboard_dot_v1_dot_trainboard__pb2.RenameRunResponse.FromString,
+                _registered_method=True)
+        self.SetRunTags = channel.unary_unary(
+                '/trainboard.v1.WriteService/SetRunTags',
+                request_serializer=trainboard_dot_v1_dot_trainboard__pb2.SetRunTagsRequest.SerializeToString,
+                response_deserializer=trainboard_dot_v1_dot_trainboard__pb2.SetRunTagsResponse.FromString,
+                _registered_method=True)
+        self.Heartbeat = channel.unary_unary(
+                '/trainboard.v1.WriteService/Heartbeat',
+                request_serializer=trainboard_dot_v1_dot_trainboard__pb2.HeartbeatRequest.SerializeToString,
+                response_deserializer=trainboard_dot_v1_dot_trainboard__pb2.HeartbeatResponse.FromString,
+                _registered_method=True)
 
 
 class WriteServiceServicer:
@@ -91,6 +116,42 @@ class WriteServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteRun(self, request, context):
+        """Housekeeping. Deletes a run with all its series, histograms, graph and tags.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteExperiment(self, request, context):
+        """Deletes every run of an experiment (which then is no longer listed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenameRun(self, request, context):
+        """Renames a run; INVALID_ARGUMENT when another run of its experiment has the name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetRunTags(self, request, context):
+        """Replaces the run's set of tags (at most 64, each a name).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Heartbeat(self, request, context):
+        """Tells the server the run's client is alive (it sends one while it has
+        nothing else to send): moves the run's updated_at to the server's time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WriteServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -113,6 +174,31 @@ def add_WriteServiceServicer_to_server(servicer, server):
                     servicer.SetGraph,
                     request_deserializer=trainboard_dot_v1_dot_trainboard__pb2.SetGraphRequest.FromString,
                     response_serializer=trainboard_dot_v1_dot_trainboard__pb2.SetGraphResponse.SerializeToString,
+            ),
+            'DeleteRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRun,
+                    request_deserializer=trainboard_dot_v1_dot_trainboard__pb2.DeleteRunRequest.FromString,
+                    response_serializer=trainboard_dot_v1_dot_trainboard__pb2.DeleteRunResponse.SerializeToString,
+            ),
+            'DeleteExperiment': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteExperiment,
+                    request_deserializer=trainboard_dot_v1_dot_trainboard__pb2.DeleteExperimentRequest.FromString,
+                    response_serializer=trainboard_dot_v1_dot_trainboard__pb2.DeleteExperimentResponse.SerializeToString,
+            ),
+            'RenameRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenameRun,
+                    request_deserializer=trainboard_dot_v1_dot_trainboard__pb2.RenameRunRequest.FromString,
+                    response_serializer=trainboard_dot_v1_dot_trainboard__pb2.RenameRunResponse.SerializeToString,
+            ),
+            'SetRunTags': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRunTags,
+                    request_deserializer=trainboard_dot_v1_dot_trainboard__pb2.SetRunTagsRequest.FromString,
+                    response_serializer=trainboard_dot_v1_dot_trainboard__pb2.SetRunTagsResponse.SerializeToString,
+            ),
+            'Heartbeat': grpc.unary_unary_rpc_method_handler(
+                    servicer.Heartbeat,
+                    request_deserializer=trainboard_dot_v1_dot_trainboard__pb2.HeartbeatRequest.FromString,
+                    response_serializer=trainboard_dot_v1_dot_trainboard__pb2.HeartbeatResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -225,6 +311,141 @@ class WriteService:
             '/trainboard.v1.WriteService/SetGraph',
             trainboard_dot_v1_dot_trainboard__pb2.SetGraphRequest.SerializeToString,
             trainboard_dot_v1_dot_trainboard__pb2.SetGraphResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainboard.v1.WriteService/DeleteRun',
+            trainboard_dot_v1_dot_trainboard__pb2.DeleteRunRequest.SerializeToString,
+            trainboard_dot_v1_dot_trainboard__pb2.DeleteRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteExperiment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainboard.v1.WriteService/DeleteExperiment',
+            trainboard_dot_v1_dot_trainboard__pb2.DeleteExperimentRequest.SerializeToString,
+            trainboard_dot_v1_dot_trainboard__pb2.DeleteExperimentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenameRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainboard.v1.WriteService/RenameRun',
+            trainboard_dot_v1_dot_trainboard__pb2.RenameRunRequest.SerializeToString,
+            trainboard_dot_v1_dot_trainboard__pb2.RenameRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRunTags(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainboard.v1.WriteService/SetRunTags',
+            trainboard_dot_v1_dot_trainboard__pb2.SetRunTagsRequest.SerializeToString,
+            trainboard_dot_v1_dot_trainboard__pb2.SetRunTagsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Heartbeat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainboard.v1.WriteService/Heartbeat',
+            trainboard_dot_v1_dot_trainboard__pb2.HeartbeatRequest.SerializeToString,
+            trainboard_dot_v1_dot_trainboard__pb2.HeartbeatResponse.FromString,
             options,
             channel_credentials,
             insecure,

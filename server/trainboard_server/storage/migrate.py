@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -49,11 +50,48 @@ def upgrade_to_head(engine: Engine) -> None:
     """
     if current_revision(engine) == head_revision():
         return  # the common case: no lock taken, nothing written
+    upgrade_to(engine, "head")
+
+
+def upgrade_to(engine: Engine, revision: str) -> None:
+    """Migrates the database up to ``revision`` ("head" for the newest), under the
+    lock and in the one transaction that :func:`upgrade_to_head` describes."""
+    _migrate(engine, lambda config: command.upgrade(config, revision))
+
+
+def downgrade_to(engine: Engine, revision: str) -> None:
+    """Migrates the database down to ``revision`` ("base" for no tables at all)."""
+    _migrate(engine, lambda config: command.downgrade(config, revision))
+
+
+def _migrate(engine: Engine, step: Callable[[Config], None]) -> None:
     with engine.connect() as connection:
-        connection = connection.execution_options(**{WRITE_OPTION: True})
-        with connection.begin():
-            if connection.dialect.name == "postgresql":
-                connection.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY}
-                )
-            command.upgrade(alembic_config(connection), "head")
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite alters a table by recreating it, and dropping the old one with
+            # foreign keys on would first delete the rows that reference it (ON DELETE
+            # CASCADE). The pragma is a no-op inside a transaction: set it before.
+            _sqlite_foreign_keys(connection, enabled=False)
+        try:
+            connection = connection.execution_options(**{WRITE_OPTION: True})
+            with connection.begin():
+                if connection.dialect.name == "postgresql":
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY}
+                    )
+                step(alembic_config(connection))
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        raise RuntimeError(f"the migration broke foreign keys: {broken[:5]}")
+        finally:
+            if sqlite:
+                _sqlite_foreign_keys(connection, enabled=True)
+
+
+def _sqlite_foreign_keys(connection: Connection, *, enabled: bool) -> None:
+    # On the driver's connection, which runs in autocommit mode between transactions
+    # (see storage.engine): SQLAlchemy's would begin a transaction first.
+    dbapi_connection = connection.connection.dbapi_connection
+    assert dbapi_connection is not None
+    dbapi_connection.execute(f"PRAGMA foreign_keys = {'ON' if enabled else 'OFF'}")

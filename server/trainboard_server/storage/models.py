@@ -8,6 +8,9 @@ Layout (SPEC §5):
 
 - ``experiments``: a name per experiment.
 - ``runs``: unique (experiment, name); params as JSON text; times as float epoch seconds.
+  An experiment row outlives its runs (deleting them leaves it); experiments are
+  listed while they have runs.
+- ``run_tags``: the labels of a run, one row per (run, tag).
 - ``series``: one row per (run, tag, kind) with its last step and its tail chunk's
   seq and size, so that a write finds where to append from the series row it locks.
 - ``scalar_chunks``: a scalar series in chunks keyed (series, seq). Each holds packed
@@ -67,7 +70,10 @@ class RunRow(Base):
     __tablename__ = "runs"
     __table_args__ = (
         UniqueConstraint("experiment_id", "name"),
+        # Stored statuses only: "crashed" is reported, never stored.
         CheckConstraint("status IN ('running', 'finished', 'failed', 'killed')", name="status"),
+        # Runs are deleted: SQLite must never give a new run a deleted one's id.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -78,6 +84,15 @@ class RunRow(Base):
     started_at: Mapped[float] = mapped_column(Double)
     finished_at: Mapped[float | None] = mapped_column(Double, nullable=True)
     updated_at: Mapped[float] = mapped_column(Double)
+
+
+class RunTagRow(Base):
+    __tablename__ = "run_tags"
+
+    run_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    tag: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
 
 
 class SeriesRow(Base):
@@ -160,6 +175,7 @@ class AppliedBatchRow(Base):
 # The tables, for Core statements (the write and read paths use no ORM objects).
 experiments = Base.metadata.tables["experiments"]
 runs = Base.metadata.tables["runs"]
+run_tags = Base.metadata.tables["run_tags"]
 series = Base.metadata.tables["series"]
 scalar_chunks = Base.metadata.tables["scalar_chunks"]
 histograms = Base.metadata.tables["histograms"]

@@ -1,20 +1,22 @@
-"""Experiments and runs: starting, resuming, finishing and listing them."""
+"""Experiments and runs: starting, resuming, finishing and listing them; and the
+housekeeping a team needs: renaming, tagging and deleting them."""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Double, bindparam, case, select, update
+from sqlalchemy import Connection, Double, bindparam, case, delete, select, update
+from sqlalchemy.exc import IntegrityError
 
-from trainboard.errors import NotFound
+from trainboard.errors import InvalidArgument, NotFound
 from trainboard.types import Run, StartedRun
 from trainboard.validation import params_to_json
-from trainboard_server.storage.dialect import insert_ignoring_conflicts
-from trainboard_server.storage.models import experiments, runs
-from trainboard_server.storage.series import run_tags
+from trainboard_server.storage.dialect import in_groups, insert_ignoring_conflicts
+from trainboard_server.storage.models import experiments, run_tags, runs
+from trainboard_server.storage.series import run_tags as series_last_steps
 
 _RUN_COLUMNS = (
     runs.c.id,
@@ -89,8 +91,10 @@ def start_run(
         started_at=started_at,
         finished_at=None,
         updated_at=updated_at,
+        tags=_tags_of(connection, [run_id]).get(run_id, ()),
     )
-    return StartedRun(run=run, resumed=True, last_steps=tuple(run_tags(connection, run_id)))
+    last_steps = tuple(series_last_steps(connection, run_id))
+    return StartedRun(run=run, resumed=True, last_steps=last_steps)
 
 
 # max(updated_at, :b_time) in SQL, so that a late or skewed clock never moves
@@ -130,7 +134,9 @@ def require_run(connection: Connection, run_id: int) -> None:
 
 
 def list_experiments(connection: Connection) -> list[str]:
-    names = connection.execute(select(experiments.c.name)).scalars().all()
+    """The names of the experiments that have runs."""
+    has_runs = select(runs.c.id).where(runs.c.experiment_id == experiments.c.id).exists()
+    names = connection.execute(select(experiments.c.name).where(has_runs)).scalars().all()
     return sorted(names)  # sorted here: database collations disagree on order
 
 
@@ -141,6 +147,8 @@ def list_runs(connection: Connection, experiment: str) -> list[Run]:
         .where(experiments.c.name == experiment)
         .order_by(runs.c.id)
     )
+    rows = connection.execute(statement).all()
+    tags = _tags_of(connection, [row.id for row in rows])
     return [
         Run(
             id=row.id,
@@ -151,9 +159,88 @@ def list_runs(connection: Connection, experiment: str) -> list[Run]:
             started_at=row.started_at,
             finished_at=row.finished_at,
             updated_at=row.updated_at,
+            tags=tags.get(row.id, ()),
         )
-        for row in connection.execute(statement)
+        for row in rows
     ]
+
+
+# ---------------------------------------------------------------- housekeeping
+
+
+def delete_run(connection: Connection, run_id: int) -> None:
+    """Deletes the run; its series (with their chunks and histograms), graph and
+    tags go with it through ON DELETE CASCADE (SQLite enforces foreign keys on
+    every connection: see ``storage.engine``)."""
+    if connection.execute(delete(runs).where(runs.c.id == run_id)).rowcount != 1:
+        raise NotFound(f"run {run_id} does not exist")
+
+
+def delete_experiment(connection: Connection, experiment: str) -> int:
+    """Deletes every run of the experiment and returns how many. The experiment's
+    row stays (a trainer may be starting a run in it right now); without runs it is
+    no longer listed."""
+    experiment_id = connection.execute(
+        select(experiments.c.id).where(experiments.c.name == experiment)
+    ).scalar_one_or_none()
+    deleted = 0
+    if experiment_id is not None:
+        deleted = connection.execute(
+            delete(runs).where(runs.c.experiment_id == experiment_id)
+        ).rowcount
+    if not deleted:
+        raise NotFound(f"experiment {experiment!r} does not exist")
+    return int(deleted)
+
+
+def rename_run(connection: Connection, run_id: int, new_name: str) -> None:
+    """Renames the run; ``InvalidArgument`` when its experiment has another run of
+    that name."""
+    row = connection.execute(
+        select(runs.c.experiment_id, runs.c.name)
+        .where(runs.c.id == run_id)
+        .with_for_update(key_share=True)
+    ).first()
+    if row is None:
+        raise NotFound(f"run {run_id} does not exist")
+    if row.name == new_name:
+        return
+    experiment = connection.execute(
+        select(experiments.c.name).where(experiments.c.id == row.experiment_id)
+    ).scalar_one()
+    taken = InvalidArgument(f"run name {new_name!r} is taken in experiment {experiment!r}")
+    other = connection.execute(
+        select(runs.c.id).where(runs.c.experiment_id == row.experiment_id, runs.c.name == new_name)
+    ).first()
+    if other is not None:
+        raise taken
+    try:
+        connection.execute(update(runs).where(runs.c.id == run_id).values(name=new_name))
+    except IntegrityError as exc:  # a run of that name was created meanwhile
+        raise taken from exc
+
+
+def set_run_tags(connection: Connection, run_id: int, tags: Sequence[str]) -> None:
+    """Replaces the run's tags with ``tags`` (distinct). The run's row is locked
+    first, so two replacements of one run's tags never mix."""
+    locked = connection.execute(
+        select(runs.c.id).where(runs.c.id == run_id).with_for_update(key_share=True)
+    ).first()
+    if locked is None:
+        raise NotFound(f"run {run_id} does not exist")
+    connection.execute(delete(run_tags).where(run_tags.c.run_id == run_id))
+    if tags:
+        connection.execute(run_tags.insert(), [{"run_id": run_id, "tag": tag} for tag in tags])
+
+
+def _tags_of(connection: Connection, run_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
+    """Each run's tags, sorted (in Python: database collations disagree on order)."""
+    found: dict[int, list[str]] = {}
+    for group in in_groups(run_ids):
+        statement = select(run_tags.c.run_id, run_tags.c.tag).where(run_tags.c.run_id.in_(group))
+        for run_id, tag in connection.execute(statement):
+            found.setdefault(run_id, []).append(tag)
+    return {run_id: tuple(sorted(tags)) for run_id, tags in found.items()}
 
 
 def _experiment_id(connection: Connection, name: str, wall_time: float) -> int:
