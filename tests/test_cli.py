@@ -7,28 +7,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from up_process import UpProcess, alive, descendants, free_port
+from server_process import free_port, wait_healthy
+from up_process import UpProcess, alive, descendants
 
 import trainboard
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_healthy(address: str, seconds: float = 30.0) -> bool:
-    deadline = time.monotonic() + seconds
-    with trainboard.Reader(address) as reader:
-        while time.monotonic() < deadline:
-            if reader.healthy(timeout=1.0):
-                return True
-    return False
 
 
 def test_python_dash_m_trainboard_shows_the_commands() -> None:
@@ -40,7 +25,7 @@ def test_python_dash_m_trainboard_shows_the_commands() -> None:
 
 
 def test_server_command_serves_a_sqlite_file_and_stops_on_sigterm(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     db = tmp_path / "cli.db"
     server = subprocess.Popen(
         [
@@ -59,7 +44,7 @@ def test_server_command_serves_a_sqlite_file_and_stops_on_sigterm(tmp_path: Path
     )
     try:
         address = f"127.0.0.1:{port}"
-        assert _wait_healthy(address), "server did not become healthy"
+        assert wait_healthy(address), "server did not become healthy"
         with trainboard.Client("cli", "r1", server=address) as client:
             client.log_scalar("loss", 0.5, step=1)
         assert trainboard.Reader(address).experiments() == ["cli"]
@@ -178,7 +163,7 @@ def test_up_serves_both_and_sigint_leaves_no_process_behind(tmp_path: Path) -> N
     with UpProcess(tmp_path) as up:
         children = descendants(up.pid)
         assert len(children) >= 2, f"expected a server and a dashboard process: {up.log()}"
-        assert _wait_healthy(up.server_address, 5.0)
+        assert wait_healthy(up.server_address, 5.0)
         assert http_ok(f"{up.dashboard_url}/_stcore/health")
         log = up.log()
         assert f"server:    {up.server_address}" in log
