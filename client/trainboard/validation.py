@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from trainboard.errors import InvalidArgument
+from trainboard.types import HistogramSummary
 
 MAX_NAME_LENGTH = 256
 MAX_STEP = 2**53 - 1  # exact in a double, so charts and JSON keep it
@@ -22,6 +23,7 @@ MAX_BUCKETS = 512
 DEFAULT_BUCKETS = 64
 MAX_PARAMS_JSON = 64 * 1024
 MAX_GRAPH_NODES = 100_000
+MAX_COUNT = 2**63 - 1  # counts are stored as signed 64-bit integers
 MAX_RUN_TAGS = 64
 
 
@@ -156,3 +158,59 @@ def params_from_json(text: str, field: str = "params_json") -> dict[str, Any]:
     for key in value:
         check_name(f"{field} key", key)
     return value
+
+
+def check_summary(summary: HistogramSummary, field: str = "summary") -> HistogramSummary:
+    """A histogram summary that is consistent (SPEC §6): counts are integers in
+    [0, 2**63), at least one element; at most 512 buckets holding exactly the
+    finite values; min and max finite with min <= max; sum and sum_squares not
+    NaN (they may overflow to ±inf for huge values). Returns it with plain
+    Python ints and floats."""
+    counts = {
+        "count": summary.count,
+        "nan_count": summary.nan_count,
+        "posinf_count": summary.posinf_count,
+        "neginf_count": summary.neginf_count,
+    }
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{field}.{name} must be an int, got {type(value).__name__}")
+        if not 0 <= value <= MAX_COUNT:
+            raise InvalidArgument(f"{field}.{name} must be in [0, 2**63), got {value}")
+    buckets = summary.bucket_counts
+    if len(buckets) > MAX_BUCKETS:
+        raise InvalidArgument(
+            f"{field}.bucket_counts has {len(buckets)} buckets; at most {MAX_BUCKETS}"
+        )
+    if any(isinstance(c, bool) or not isinstance(c, numbers.Integral) or c < 0 for c in buckets):
+        raise InvalidArgument(f"{field}.bucket_counts must be non-negative integers")
+    floats = (summary.min, summary.max, summary.sum, summary.sum_squares)
+    if not all(isinstance(x, numbers.Real) and not isinstance(x, bool) for x in floats):
+        raise TypeError(f"{field}: min, max, sum and sum_squares must be numbers")
+    if not (math.isfinite(summary.min) and math.isfinite(summary.max)):
+        raise InvalidArgument(f"{field}: min and max must be finite")
+    if math.isnan(summary.sum) or math.isnan(summary.sum_squares):
+        raise InvalidArgument(f"{field}: sum and sum_squares must not be NaN")
+    if summary.min > summary.max:
+        raise InvalidArgument(f"{field}.min is above {field}.max")
+    if summary.count == 0:
+        raise InvalidArgument(f"{field}.count must be > 0 (a tensor with no elements)")
+    non_finite = summary.nan_count + summary.posinf_count + summary.neginf_count
+    if non_finite > summary.count:
+        raise InvalidArgument(f"{field}: nan/posinf/neginf counts exceed count")
+    finite = summary.count - non_finite
+    if sum(buckets) != finite:
+        raise InvalidArgument(
+            f"{field}.bucket_counts sum to {sum(buckets)}, but {finite} values are finite"
+        )
+    return HistogramSummary(
+        count=int(summary.count),
+        min=float(summary.min),
+        max=float(summary.max),
+        sum=float(summary.sum),
+        sum_squares=float(summary.sum_squares),
+        nan_count=int(summary.nan_count),
+        posinf_count=int(summary.posinf_count),
+        neginf_count=int(summary.neginf_count),
+        bucket_counts=tuple(int(c) for c in buckets),
+    )

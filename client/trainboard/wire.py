@@ -8,7 +8,6 @@ here, field by field, and every error names the field (``scalars[2].steps[7]``).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,6 +35,7 @@ from trainboard.validation import (
     MAX_STEP,
     check_name,
     check_step,
+    check_summary,
     check_wall_time,
 )
 
@@ -132,40 +132,23 @@ def summary_to_pb(summary: HistogramSummary) -> pb.HistogramSummary:
 
 def summary_from_pb(msg: pb.HistogramSummary, field: str = "summary") -> HistogramSummary:
     """A summary from the wire, checked for internal consistency."""
-    buckets = tuple(msg.bucket_counts)
-    if len(buckets) > MAX_BUCKETS:
+    if len(msg.bucket_counts) > MAX_BUCKETS:  # before copying a huge list
         raise InvalidArgument(
-            f"{field}.bucket_counts has {len(buckets)} buckets; at most {MAX_BUCKETS}"
+            f"{field}.bucket_counts has {len(msg.bucket_counts)} buckets; at most {MAX_BUCKETS}"
         )
-    non_finite = msg.nan_count + msg.posinf_count + msg.neginf_count
-    if non_finite > msg.count:
-        raise InvalidArgument(f"{field}: nan/posinf/neginf counts exceed count")
-    finite = msg.count - non_finite
-    if sum(buckets) != finite:
-        raise InvalidArgument(
-            f"{field}.bucket_counts sum to {sum(buckets)}, but {finite} values are finite"
-        )
-    if msg.count == 0:
-        raise InvalidArgument(f"{field}.count must be > 0 (a tensor with no elements)")
-    # sum and sum_squares may overflow to inf for huge values; min and max cannot.
-    if not (math.isfinite(msg.min) and math.isfinite(msg.max)):
-        raise InvalidArgument(f"{field}: min and max must be finite")
-    if math.isnan(msg.sum) or math.isnan(msg.sum_squares):
-        raise InvalidArgument(f"{field}: sum and sum_squares must not be NaN")
-    if msg.min > msg.max:
-        raise InvalidArgument(f"{field}.min is above {field}.max")
-    if finite and not buckets:
-        raise InvalidArgument(f"{field}.bucket_counts is empty but {finite} values are finite")
-    return HistogramSummary(
-        count=msg.count,
-        min=msg.min,
-        max=msg.max,
-        sum=msg.sum,
-        sum_squares=msg.sum_squares,
-        nan_count=msg.nan_count,
-        posinf_count=msg.posinf_count,
-        neginf_count=msg.neginf_count,
-        bucket_counts=buckets,
+    return check_summary(
+        HistogramSummary(
+            count=msg.count,
+            min=msg.min,
+            max=msg.max,
+            sum=msg.sum,
+            sum_squares=msg.sum_squares,
+            nan_count=msg.nan_count,
+            posinf_count=msg.posinf_count,
+            neginf_count=msg.neginf_count,
+            bucket_counts=tuple(msg.bucket_counts),
+        ),
+        field,
     )
 
 

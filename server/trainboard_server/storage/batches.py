@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import math
 import numbers
 
 import numpy as np
@@ -12,16 +11,15 @@ from sqlalchemy import Connection, Insert
 from trainboard.errors import InvalidArgument
 from trainboard.types import (
     HistogramRecord,
-    HistogramSummary,
     ScalarColumns,
     WriteBatch,
     WriteResult,
 )
 from trainboard.validation import (
-    MAX_BUCKETS,
     MAX_STEP,
     check_name,
     check_step,
+    check_summary,
     check_tag,
     check_wall_time,
 )
@@ -152,53 +150,5 @@ def _check_record(field: str, record: HistogramRecord) -> HistogramRecord:
     tag = check_tag(record.tag)
     step = check_step(record.step, f"{field}.step")
     wall_time = check_wall_time(record.wall_time, f"{field}.wall_time")
-    summary = record.summary
-    counts = {
-        "count": summary.count,
-        "nan_count": summary.nan_count,
-        "posinf_count": summary.posinf_count,
-        "neginf_count": summary.neginf_count,
-    }
-    for name, value in counts.items():
-        if not 0 <= _check_int(f"{field}.summary.{name}", value) <= MAX_INT64:
-            raise InvalidArgument(f"{field}.summary.{name} ({tag!r}) must be in [0, 2**63)")
-    if len(summary.bucket_counts) > MAX_BUCKETS:
-        raise InvalidArgument(
-            f"{field}.summary.bucket_counts ({tag!r}) has {len(summary.bucket_counts)} "
-            f"buckets; at most {MAX_BUCKETS} are allowed"
-        )
-    if any(
-        isinstance(c, bool) or not isinstance(c, numbers.Integral) or not 0 <= c < 2**64
-        for c in summary.bucket_counts
-    ):
-        raise InvalidArgument(
-            f"{field}.summary.bucket_counts ({tag!r}) must be non-negative integers"
-        )
-    # sum and sum_squares overflow to inf for huge values; min and max cannot.
-    floats = (summary.min, summary.max, summary.sum, summary.sum_squares)
-    if not all(isinstance(x, numbers.Real) and not math.isnan(x) for x in floats):
-        raise InvalidArgument(f"{field}.summary ({tag!r}): min, max, sum and sum_squares are NaN")
-    if not (math.isfinite(summary.min) and math.isfinite(summary.max)):
-        raise InvalidArgument(f"{field}.summary ({tag!r}): min and max must be finite")
-    if summary.min > summary.max:
-        raise InvalidArgument(f"{field}.summary ({tag!r}): min is above max")
-    finite = summary.count - summary.nan_count - summary.posinf_count - summary.neginf_count
-    if finite < 0:
-        raise InvalidArgument(f"{field}.summary ({tag!r}): non-finite counts exceed count")
-    if sum(summary.bucket_counts) != finite:
-        raise InvalidArgument(
-            f"{field}.summary.bucket_counts ({tag!r}) sum to {sum(summary.bucket_counts)}, "
-            f"but {finite} values are finite"
-        )
-    checked = HistogramSummary(
-        count=int(summary.count),
-        min=float(summary.min),
-        max=float(summary.max),
-        sum=float(summary.sum),
-        sum_squares=float(summary.sum_squares),
-        nan_count=int(summary.nan_count),
-        posinf_count=int(summary.posinf_count),
-        neginf_count=int(summary.neginf_count),
-        bucket_counts=tuple(int(c) for c in summary.bucket_counts),
-    )
+    checked = check_summary(record.summary, f"{field}.summary")
     return HistogramRecord(tag=tag, step=step, wall_time=wall_time, summary=checked)
