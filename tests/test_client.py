@@ -9,6 +9,7 @@ import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -352,3 +353,112 @@ def test_an_idle_client_keeps_its_run_from_being_listed_crashed(tmp_path: Path) 
 def test_heartbeat_interval_must_be_positive(server_address: str) -> None:
     with pytest.raises(ValueError, match="heartbeat_interval"):
         trainboard.Client("e", "r", server_address, heartbeat_interval=0)
+
+
+def _log_mixed(client: trainboard.Client) -> None:
+    """log_scalars rows of changing tag sets, with and without steps, mixed with
+    log_scalar calls on the same tags: one batch (flush only at the end)."""
+    client.log_scalars({"a": 0.0, "b": 10.0})  # step 0
+    client.log_scalars({"a": 1.0, "b": 11.0})  # step 1
+    client.log_scalar("a", 2.0)  # step 2
+    client.log_scalars({"a": 3.0, "b": 13.0})  # step 3 (past a's 2)
+    client.log_scalars({"b": 14.0, "c": 24.0}, step=7)
+    client.log_scalars({"b": 15.0, "c": 25.0})  # step 8
+    client.log_scalars({"a": -1.0, "b": -11.0}, step=1)  # re-logs step 1: last write wins
+    client.log_scalar("b", -13.0, step=3)
+    client.log_scalars({"a": 9.0, "b": 19.0})  # step 9: past b's 8
+    for step in range(10, 20):
+        client.log_scalars({"c": float(step)}, step=step)
+
+
+def _read_mixed(reader: trainboard.Reader, run_id: int) -> dict[str, list[tuple[int, float]]]:
+    return {
+        tag: list(zip(s.steps.tolist(), s.values.tolist(), strict=True))
+        for tag in ("a", "b", "c")
+        for s in [reader.scalars(run_id, tag)]
+    }
+
+
+MIXED = {
+    "a": [(0, 0.0), (1, -1.0), (2, 2.0), (3, 3.0), (9, 9.0)],
+    "b": [(0, 10.0), (1, -11.0), (3, -13.0), (7, 14.0), (8, 15.0), (9, 19.0)],
+    "c": [(7, 24.0), (8, 25.0)] + [(step, float(step)) for step in range(10, 20)],
+}
+
+
+def test_rows_and_single_points_keep_their_order_and_steps(server_address: str) -> None:
+    with trainboard.Client("exp", "mixed", server=server_address) as client:
+        run_id = client.run_id
+        _log_mixed(client)
+    with trainboard.Reader(server_address) as reader:
+        assert _read_mixed(reader, run_id) == MIXED
+
+
+def _serve_and_log(
+    sqlite_url: str, run: str, seen: list[tuple[int, int]]
+) -> dict[str, trainboard.ScalarSeries]:
+    """A real server (built now, so that it picks up the servicer as patched), one
+    client logging 100 rows of three tags; the stored series."""
+    from trainboard_server.server import make_server
+    from trainboard_server.sql_store import SqlStore
+
+    store = SqlStore.from_url(sqlite_url)
+    handle = make_server(store, host="127.0.0.1", port=0)
+    handle.start()
+    try:
+        seen.clear()
+        with trainboard.Client("exp", run, server=handle.address) as client:
+            for step in range(100):
+                client.log_scalars({"a": float(step), "b": 1.0, "c": 2.0}, step=step)
+        with trainboard.Reader(handle.address) as reader:
+            return {tag: reader.scalars(client.run_id, tag) for tag in ("a", "b", "c")}
+    finally:
+        handle.stop(grace=None)
+        store.close()
+
+
+def test_rows_go_as_scalar_rows_only_to_a_server_that_takes_them(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that does not say it takes ScalarRows (one that predates them would
+    skip the field) gets per-tag columns, and stores the same points."""
+    from trainboard_server.servicer import WriteServicer
+
+    seen: list[tuple[int, int]] = []  # (rows, scalars) of each WriteBatch
+    start_run, write_batch = WriteServicer.StartRun, WriteServicer.WriteBatch
+
+    def write_batch_seen(self: Any, request: Any, context: Any) -> Any:
+        seen.append((len(request.rows), len(request.scalars)))
+        return write_batch(self, request, context)
+
+    monkeypatch.setattr(WriteServicer, "WriteBatch", write_batch_seen)
+    new = _serve_and_log(sqlite_url, "new-server", seen)
+    assert seen
+    assert all(rows == 1 and scalars == 0 for rows, scalars in seen)
+
+    def start_run_without_rows(self: Any, request: Any, context: Any) -> Any:
+        response = start_run(self, request, context)
+        response.accepts_rows = False
+        return response
+
+    monkeypatch.setattr(WriteServicer, "StartRun", start_run_without_rows)
+    old = _serve_and_log(sqlite_url, "old-server", seen)
+    assert seen
+    assert all(rows == 0 and scalars == 3 for rows, scalars in seen)
+    for tag in ("a", "b", "c"):
+        np.testing.assert_array_equal(new[tag].steps, np.arange(100))
+        np.testing.assert_array_equal(new[tag].steps, old[tag].steps)
+        np.testing.assert_array_equal(new[tag].values, old[tag].values)
+
+
+def test_wide_rows_are_split_into_batches_near_the_limit(server_address: str) -> None:
+    tags = [f"layer{i}/norm" for i in range(300)]
+    with trainboard.Client("exp", "wide", server=server_address, max_batch_points=1000) as client:
+        run_id = client.run_id
+        for step in range(50):
+            client.log_scalars({tag: float(step + i) for i, tag in enumerate(tags)})
+    with trainboard.Reader(server_address) as reader:
+        for i in (0, 299):
+            s = reader.scalars(run_id, tags[i])
+            np.testing.assert_array_equal(s.steps, np.arange(50))
+            np.testing.assert_array_equal(s.values, np.arange(50.0) + i)

@@ -58,6 +58,23 @@ def _columns(
     )
 
 
+def _rows(
+    tags: tuple[str, ...] = ("loss", "acc"),
+    n: int = 3,
+    steps: Any = None,
+    wall_times: Any = None,
+    values: Any = None,
+) -> pb.ScalarRows:
+    return pb.ScalarRows(
+        tags=tags,
+        steps=np.asarray(np.arange(n) if steps is None else steps, dtype="<i8").tobytes(),
+        wall_times=np.asarray([1.0] * n if wall_times is None else wall_times, "<f8").tobytes(),
+        values=np.asarray(
+            np.arange(n * len(tags)) if values is None else values, dtype="<f8"
+        ).tobytes(),
+    )
+
+
 def _summary(**changes: Any) -> pb.HistogramSummary:
     fields: dict[str, Any] = {
         "count": 4,
@@ -108,6 +125,8 @@ def _bad_batches(run_id: int) -> list[tuple[pb.WriteBatchRequest, str]]:
     bad_time = _columns(wall_times=[math.inf, 1.0, 1.0])
     ragged = _columns()
     ragged.values = b"1234567"
+    ragged_rows = _rows()
+    ragged_rows.steps = b"12345678901"
 
     def hist(summary: pb.HistogramSummary, step: int = 0) -> list[pb.HistogramColumns]:
         point = pb.HistogramPoint(step=step, wall_time=1.0, summary=summary)
@@ -127,6 +146,16 @@ def _bad_batches(run_id: int) -> list[tuple[pb.WriteBatchRequest, str]]:
         (batch(scalars=[_columns(), negative]), "scalars[1].steps[1]"),
         (batch(scalars=[huge]), "scalars[0].steps[2]"),
         (batch(scalars=[bad_time]), "scalars[0].wall_times[0]"),
+        (batch(rows=[_rows(tags=())]), "rows[0].tags must not be empty"),
+        (batch(rows=[_rows(), _rows(tags=("a", "b\x00"))]), "rows[1].tags[1]"),
+        (batch(rows=[_rows(tags=("a", "b", "a"))]), "rows[0].tags[2]: 'a' is given twice"),
+        (batch(rows=[_rows(values=[1.0] * 5)]), "rows[0]: 3 steps need 3 wall_times and 3 x 2"),
+        (batch(rows=[_rows(wall_times=[1.0])]), "rows[0]: 3 steps need 3 wall_times"),
+        (batch(rows=[ragged_rows]), "rows[0].steps must hold 8-byte"),
+        (batch(rows=[_rows(n=0)]), "rows[0] has no points"),
+        (batch(rows=[_rows(steps=[0, -1, 2])]), "rows[0].steps[1]"),
+        (batch(rows=[_rows(wall_times=[-1.0, 1.0, 1.0])]), "rows[0].wall_times[0]"),
+        (batch(rows=[_rows()], scalars=[negative]), "scalars[0].steps[1]"),
         (batch(histograms=hist(_summary(bucket_counts=[1] * 513, count=513))), "bucket_counts"),
         (batch(histograms=hist(_summary(bucket_counts=[1, 2]))), "bucket_counts sum"),
         (batch(histograms=hist(_summary(count=0, bucket_counts=[]))), "count"),
@@ -148,6 +177,41 @@ def test_write_batch_validates_every_field_and_stores_nothing(stubs: Stubs, run_
         pb.WriteBatchRequest(client_id="c", sequence=1, run_id=run_id, scalars=[_columns()])
     )
     assert (ok.scalar_points, ok.duplicate) == (3, False)
+
+
+def test_start_run_says_the_server_takes_rows(stubs: Stubs) -> None:
+    response = stubs.write.StartRun(pb.StartRunRequest(experiment="e", run="rows", wall_time=1.0))
+    assert response.accepts_rows
+
+
+def test_rows_are_stored_as_each_tags_columns_before_the_batchs_columns(
+    stubs: Stubs, run_id: int
+) -> None:
+    # Two tags at steps 0..3; "loss" also comes as columns at steps 2..4, which win.
+    rows = _rows(
+        tags=("loss", "acc"),
+        n=4,
+        steps=[0, 1, 2, 3],
+        wall_times=[10.0, 11.0, 12.0, 13.0],
+        values=[0.0, 0.5, 1.0, 1.5, 2.0, 2.5, math.nan, math.inf],
+    )
+    columns = _columns(tag="loss", n=3, steps=[2, 3, 4], values=[-2.0, -3.0, -4.0])
+    response = stubs.write.WriteBatch(
+        pb.WriteBatchRequest(
+            client_id="c", sequence=1, run_id=run_id, rows=[rows], scalars=[columns]
+        )
+    )
+    assert response.scalar_points == 11
+    read = stubs.read.ReadScalars(pb.ReadScalarsRequest(run_ids=[run_id], tags=["loss", "acc"]))
+    by_tag = {s.columns.tag: s.columns for s in read.series}
+    loss, acc = by_tag["loss"], by_tag["acc"]
+    assert np.frombuffer(loss.steps, "<i8").tolist() == [0, 1, 2, 3, 4]
+    assert np.frombuffer(loss.values, "<f8").tolist() == [0.0, 1.0, -2.0, -3.0, -4.0]
+    assert np.frombuffer(acc.steps, "<i8").tolist() == [0, 1, 2, 3]
+    acc_values = np.frombuffer(acc.values, "<f8")
+    assert acc_values[:3].tolist() == [0.5, 1.5, 2.5]
+    assert acc_values[3] == math.inf
+    assert np.frombuffer(acc.wall_times, "<f8").tolist() == [10.0, 11.0, 12.0, 13.0]
 
 
 def test_a_batch_for_an_unknown_run_is_not_found(stubs: Stubs) -> None:

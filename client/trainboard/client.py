@@ -59,6 +59,7 @@ from trainboard.validation import (
 log = logging.getLogger("trainboard")
 
 _FLOAT_ONLY: Final = frozenset({float})
+_now: Final = time.time  # one global lookup on the hot paths, not two
 _FINAL_STATUSES: Final = ("finished", "failed", "killed")
 
 _live_clients: weakref.WeakSet[Client] = weakref.WeakSet()
@@ -210,17 +211,20 @@ class Client:
         self, tag: str, value: float, step: int | None = None, *, wall_time: float | None = None
     ) -> None:
         """Logs one value of ``tag`` at ``step`` (NaN and ±Inf are kept exactly)."""
-        if self._closed:
-            raise RuntimeError("this Client is closed")
-        t = time.time() if wall_time is None else check_wall_time(wall_time)
+        # The hot path is a known tag, a float, an int step (or None) and no wall_time:
+        # a handful of type checks and one append. Anything else takes a slow branch
+        # that checks and explains. A closed client knows no tags (see close()), so
+        # the first branch is also the "closed" check.
         if tag not in self._known_tags:
             self._learn_tag(tag)
         if type(value) is not float:
             value = check_value(value)
-        if step is not None and not (type(step) is int and 0 <= step <= MAX_STEP):
+        if step is not None and (type(step) is not int or not 0 <= step <= MAX_STEP):
             step = check_step(step)
         queue = self._queue
-        queue.append((SCALAR, tag, value, step, t))
+        queue.append(
+            (SCALAR, tag, value, step, _now() if wall_time is None else check_wall_time(wall_time))
+        )
         if len(queue) >= self._wake_at:
             self._make_room()
 
@@ -233,17 +237,20 @@ class Client:
     ) -> None:
         """Logs several tags at one step. Without ``step`` all of them get one
         step: the largest of the steps each would continue with."""
-        if self._closed:
-            raise RuntimeError("this Client is closed")
-        t = time.time() if wall_time is None else check_wall_time(wall_time)
-        if not isinstance(values, Mapping):
+        if type(values) is not dict and not isinstance(values, Mapping):
             raise TypeError(f"values must be a dict of tag -> number, got {type(values).__name__}")
-        if not values:
-            raise ValueError("values must not be empty")
-        known = self._known_tags
-        if known.issuperset(values) and _FLOAT_ONLY.issuperset(map(type, values.values())):
+        known = self._known_tags  # empty once closed
+        if (
+            values
+            and known.issuperset(values)
+            and _FLOAT_ONLY.issuperset(map(type, values.values()))
+        ):
             checked = dict(values)  # the common case: known tags, float values
         else:
+            if self._closed:
+                raise RuntimeError("this Client is closed")
+            if not values:
+                raise ValueError("values must not be empty")
             checked = {}
             for tag, value in values.items():
                 if tag not in known:
@@ -251,10 +258,12 @@ class Client:
                 checked[tag] = (
                     value if type(value) is float else check_value(value, f"values[{tag!r}]")
                 )
-        if step is not None and not (type(step) is int and 0 <= step <= MAX_STEP):
+        if step is not None and (type(step) is not int or not 0 <= step <= MAX_STEP):
             step = check_step(step)
         queue = self._queue
-        queue.append((SCALARS, checked, step, t))
+        queue.append(
+            (SCALARS, checked, step, _now() if wall_time is None else check_wall_time(wall_time))
+        )
         if len(queue) >= self._wake_at:
             self._make_room()
 
@@ -315,12 +324,16 @@ class Client:
         return True
 
     def _learn_tag(self, tag: str) -> None:
+        if self._closed:
+            raise RuntimeError("this Client is closed")
         self._known_tags.add(check_tag(tag))
 
     def _make_room(self) -> None:
         """Wakes the sender; if the queue is full, waits (briefly, in steps of a
         millisecond) until the sender has taken records off it."""
-        self._wake.set()
+        wake = self._wake
+        if not wake.is_set():  # setting it again would take its lock on every call
+            wake.set()
         queue = self._queue
         if len(queue) < self._max_queue:
             return
@@ -361,6 +374,7 @@ class Client:
         if self._closed:
             return True
         self._closed = True
+        self._known_tags = set()  # the hot paths' "closed" check: no tag is known
         _live_clients.discard(self)
         marker = Marker(status)
         self._queue.append((CLOSE, marker))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import operator
 import random
 import threading
 import time
@@ -79,23 +80,34 @@ class Marker:
         self.status = status
 
 
-class _Batch:
-    """Records being gathered into one WriteBatch, columnar per tag.
+_FIRST = operator.itemgetter(0)
+_SECOND = operator.itemgetter(1)
+_THIRD = operator.itemgetter(2)
+_FOURTH = operator.itemgetter(3)
+# Records the sender takes off the queue at a time (a bound on its list).
+_CHUNK = 8192
 
-    Consecutive ``log_scalars`` rows with the same tags (the common case: one
-    dict per training step) form a *group*; when it closes, its rows become one
-    numpy matrix in a single pass (no Python work per point), whose columns are
-    the tags' values. Single ``log_scalar`` points go to per-tag lists.
+
+class _Batch:
+    """Records being gathered into one WriteBatch, columnar.
+
+    A run of ``log_scalars`` records with the same tags (the common case: one
+    dict per training step) becomes a *group*: its values one (rows, tags)
+    matrix, its steps and wall times one array each, built by C loops (no
+    Python work per point, and none per record beyond a few C calls). Single
+    ``log_scalar`` points go to per-tag lists.
+
+    ``segments`` keeps, per tag, every column segment in the order it was
+    logged, so a batch can always be sent as per-tag ScalarColumns; when the
+    server accepts ScalarRows and no tag was logged both ways in the batch,
+    the groups travel as rows instead (steps and wall times once per group).
     """
 
     __slots__ = (
-        "_group_base",
-        "_group_next",
-        "_group_rows",
-        "_group_steps",
         "_group_tags",
-        "_group_times",
+        "_single_tags",
         "_singles",
+        "groups",
         "histograms",
         "next_steps",
         "points",
@@ -105,40 +117,60 @@ class _Batch:
     def __init__(self, next_steps: dict[str, int]) -> None:
         # The sender's per-tag next step, shared and updated as points arrive.
         self.next_steps = next_steps
-        # Per tag, column segments in the order they were logged.
         self.segments: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+        self.groups: list[tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]] = []
+        self._group_tags: set[str] = set()
         self._singles: dict[str, tuple[list[int], list[float], list[float]]] = {}
+        self._single_tags: set[str] = set()
         self.histograms: list[HistogramRecord] = []
         self.points = 0
-        self._group_tags: tuple[str, ...] = ()
-        self._group_rows: list[Iterable[float]] = []
-        self._group_steps: list[int] = []
-        self._group_times: list[float] = []
-        self._group_base = 0
-        self._group_next = 0
 
-    def add_row(self, values: dict[str, float], step: int | None, wall_time: float) -> None:
-        """One ``log_scalars`` call: every tag of ``values`` at one step."""
-        tags = tuple(values)
-        if tags != self._group_tags:
-            self.close_group()
-            self._close_singles()
-            self._group_tags = tags
-            next_steps = self.next_steps
-            self._group_base = max([next_steps.get(tag, 0) for tag in tags])
-            self._group_next = 0
-        if step is None:
-            step = max(self._group_base, self._group_next)
-        self._group_rows.append(values.values())
-        self._group_steps.append(step)
-        self._group_times.append(wall_time)
-        if step >= self._group_next:
-            self._group_next = step + 1
-        self.points += len(tags)
+    def add_rows(self, records: list[tuple[Any, ...]]) -> None:
+        """``log_scalars`` records ``(SCALARS, values, step, wall_time)``, in order."""
+        self._close_singles()
+        dicts = list(map(_SECOND, records))
+        tag_rows = list(map(tuple, dicts))
+        if tag_rows.count(tag_rows[0]) == len(tag_rows):  # one group: the common case
+            self._add_group(tag_rows[0], dicts, records)
+            return
+        start = 0
+        for tags, run in itertools.groupby(tag_rows):
+            end = start + sum(1 for _ in run)
+            self._add_group(tags, dicts[start:end], records[start:end])
+            start = end
+
+    def _add_group(
+        self, tags: tuple[str, ...], dicts: list[dict[str, float]], records: list[tuple[Any, ...]]
+    ) -> None:
+        n, width = len(records), len(tags)
+        values = itertools.chain.from_iterable(map(dict.values, dicts))
+        matrix = np.fromiter(values, dtype=np.float64, count=n * width).reshape(n, width)
+        times = np.fromiter(map(_FOURTH, records), dtype=np.float64, count=n)
+        step_list = list(map(_THIRD, records))
+        next_steps = self.next_steps
+        if None in step_list:
+            # Without a step, a row continues after every one of its tags (and after
+            # the rows before it).
+            following = max([next_steps.get(tag, 0) for tag in tags])
+            for i, step in enumerate(step_list):
+                if step is None:
+                    step_list[i] = step = following
+                if step >= following:
+                    following = step + 1
+        else:
+            following = max(step_list) + 1
+        steps = np.array(step_list, dtype=np.int64)
+        self.groups.append((tags, steps, times, matrix))
+        segments = self.segments
+        for column, tag in enumerate(tags):
+            segments.setdefault(tag, []).append((steps, times, matrix[:, column]))
+            if next_steps.get(tag, 0) < following:
+                next_steps[tag] = following
+        self._group_tags.update(tags)
+        self.points += n * width
 
     def add_scalar(self, tag: str, value: float, step: int | None, wall_time: float) -> None:
         """One ``log_scalar`` call."""
-        self.close_group()
         next_steps = self.next_steps
         if step is None:
             step = next_steps.get(tag, 0)
@@ -152,47 +184,35 @@ class _Batch:
             next_steps[tag] = step + 1
         self.points += 1
 
-    def close_group(self) -> None:
-        tags = self._group_tags
-        if not tags:
-            return
-        width = len(tags)
-        rows = self._group_rows
-        matrix = np.fromiter(
-            itertools.chain.from_iterable(rows), dtype=np.float64, count=len(rows) * width
-        ).reshape(len(rows), width)
-        steps = np.array(self._group_steps, dtype=np.int64)
-        times = np.array(self._group_times, dtype=np.float64)
-        following = self._group_next
-        next_steps = self.next_steps
-        for column, tag in enumerate(tags):
-            self.segments.setdefault(tag, []).append((steps, times, matrix[:, column]))
-            if next_steps.get(tag, 0) < following:
-                next_steps[tag] = following
-        self._group_tags = ()
-        self._group_rows = []
-        self._group_steps = []
-        self._group_times = []
-
     def _close_singles(self) -> None:
+        if not self._singles:
+            return
         for tag, (steps, times, values) in self._singles.items():
             self.segments.setdefault(tag, []).append(
                 (np.array(steps, dtype=np.int64), np.array(times), np.array(values))
             )
+        self._single_tags.update(self._singles)
         self._singles.clear()
 
-    def to_pb(self, client_id: str, sequence: int, run_id: int) -> pb.WriteBatchRequest:
-        from trainboard.wire import columns_to_pb, summary_to_pb
+    def to_pb(
+        self, client_id: str, sequence: int, run_id: int, *, rows: bool = False
+    ) -> pb.WriteBatchRequest:
+        """The batch as a request; with ``rows``, groups travel as ScalarRows."""
+        from trainboard.wire import columns_to_pb, rows_to_pb, summary_to_pb
 
-        self.close_group()
         self._close_singles()
         request = pb.WriteBatchRequest(client_id=client_id, sequence=sequence, run_id=run_id)
-        for tag, parts in self.segments.items():
+        columns = self.segments
+        if rows and self.groups and self._single_tags.isdisjoint(self._group_tags):
+            for tags, steps, times, matrix in _merged_groups(self.groups):
+                request.rows.append(rows_to_pb(tags, steps, times, matrix))
+            columns = {tag: columns[tag] for tag in self._single_tags}
+        for tag, parts in columns.items():
             if len(parts) == 1:
                 steps, times, values = parts[0]
             else:
-                columns = zip(*parts, strict=True)
-                steps, times, values = (np.concatenate(column) for column in columns)
+                columns_of = zip(*parts, strict=True)
+                steps, times, values = (np.concatenate(column) for column in columns_of)
             request.scalars.append(columns_to_pb(tag, steps, times, values))
         by_tag: dict[str, list[pb.HistogramPoint]] = {}
         for record in self.histograms:
@@ -206,6 +226,19 @@ class _Batch:
         for tag, points in by_tag.items():
             request.histograms.append(pb.HistogramColumns(tag=tag, points=points))
         return request
+
+
+def _merged_groups(
+    groups: list[tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]],
+) -> Iterable[tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]]:
+    """Consecutive groups with the same tags, concatenated."""
+    for tags, run in itertools.groupby(groups, key=_FIRST):
+        parts = list(run)
+        if len(parts) == 1:
+            yield parts[0]
+        else:
+            _, steps, times, matrices = zip(*parts, strict=True)
+            yield tags, np.concatenate(steps), np.concatenate(times), np.concatenate(matrices)
 
 
 class Sender(threading.Thread):
@@ -256,6 +289,7 @@ class Sender(threading.Thread):
         self._heartbeat_interval = heartbeat_interval
         self._last_contact = time.monotonic()  # of the last call the server answered
         self._client_id = uuid.uuid4().hex
+        self._rows = False  # whether the server takes ScalarRows (StartRun says)
         self._sequence = 0
         self._next_scalar_step: dict[str, int] = {}
         self._next_histogram_step: dict[str, int] = {}
@@ -326,6 +360,7 @@ class Sender(threading.Thread):
     def _on_started(self, started: StartedRun) -> None:
         self.run_info = started.run
         self.resumed = started.resumed
+        self._rows = started.accepts_rows
         for tag in started.last_steps:
             steps = self._next_scalar_step if tag.kind == "scalar" else self._next_histogram_step
             steps[tag.name] = max(steps.get(tag.name, 0), tag.last_step + 1)
@@ -334,38 +369,51 @@ class Sender(threading.Thread):
     def _drain(self) -> bool:
         """Sends (or spools) what is queued; True once the run is closed."""
         queue = self._queue
+        popleft = queue.popleft
         batch = _Batch(self._next_scalar_step)
         limit = self._max_batch_points
         while queue:
-            record = queue.popleft()
-            kind = record[0]
-            if kind == SCALARS:
-                batch.add_row(record[1], record[2], record[3])
-            elif kind == SCALAR:
-                batch.add_scalar(record[1], record[2], record[3], record[4])
-            elif kind == HISTOGRAM:
-                self._add_histogram(batch, record)
-            elif kind == GRAPH:
-                self._send(batch)
-                batch = _Batch(self._next_scalar_step)
-                self._settle()
-                self._send_graph(record[1])
-            else:  # FLUSH or CLOSE
-                marker: Marker = record[1]
-                self._send(batch)
-                batch = _Batch(self._next_scalar_step)
-                self._settle()
-                if kind == CLOSE:
-                    self._finish(marker.status)
-                    self._closing = marker
-                self._waiting.append(marker)
-                if self._spool is not None:
-                    self._probe(now=True)
-                else:
-                    self._release_markers(ok=not self.failed_batches)
-            if batch.points >= limit:
-                self._send(batch)
-                batch = _Batch(self._next_scalar_step)
+            records = [popleft() for _ in range(min(len(queue), _CHUNK))]
+            for kind, run in itertools.groupby(records, key=_FIRST):
+                if kind == SCALARS:
+                    rows = list(run)
+                    # Rows a batch has room for, so that a batch stays near the limit.
+                    width = max(len(rows[0][1]), len(rows[-1][1]))
+                    start = 0
+                    while start < len(rows):
+                        room = max(1, (limit - batch.points) // width)
+                        batch.add_rows(rows[start : start + room])
+                        start += room
+                        if batch.points >= limit:
+                            self._send(batch)
+                            batch = _Batch(self._next_scalar_step)
+                    continue
+                for record in run:
+                    if kind == SCALAR:
+                        batch.add_scalar(record[1], record[2], record[3], record[4])
+                    elif kind == HISTOGRAM:
+                        self._add_histogram(batch, record)
+                    elif kind == GRAPH:
+                        self._send(batch)
+                        batch = _Batch(self._next_scalar_step)
+                        self._settle()
+                        self._send_graph(record[1])
+                    else:  # FLUSH or CLOSE
+                        marker: Marker = record[1]
+                        self._send(batch)
+                        batch = _Batch(self._next_scalar_step)
+                        self._settle()
+                        if kind == CLOSE:
+                            self._finish(marker.status)
+                            self._closing = marker
+                        self._waiting.append(marker)
+                        if self._spool is not None:
+                            self._probe(now=True)
+                        else:
+                            self._release_markers(ok=not self.failed_batches)
+                    if batch.points >= limit:
+                        self._send(batch)
+                        batch = _Batch(self._next_scalar_step)
         self._send(batch)
         self._settle()
         return self._closing is not None and self._closing.done.is_set()
@@ -393,7 +441,6 @@ class Sender(threading.Thread):
         """Sends ``batch`` once the batch before it is acknowledged (one in
         flight, never two: the server treats a sequence number below a stored
         one as a replay), or spools it while offline."""
-        batch.close_group()
         if not batch.points:
             return
         if self.start_error is not None:  # the server refused the run: nothing can be stored
@@ -401,7 +448,7 @@ class Sender(threading.Thread):
             return
         self._sequence += 1
         run_id = self.run_info.id if self.run_info is not None else 0
-        request = batch.to_pb(self._client_id, self._sequence, run_id)
+        request = batch.to_pb(self._client_id, self._sequence, run_id, rows=self._rows)
         self._settle()
         if self._spool is not None:
             self._spool.append_batch(request)

@@ -65,6 +65,8 @@ class StartedRun:
     run: Run
     resumed: bool
     last_steps: tuple[Tag, ...] = ()
+    # The server reads ScalarRows in write batches (a wire capability: see the proto).
+    accepts_rows: bool = False
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -76,6 +76,7 @@ def started_run_to_pb(started: StartedRun) -> pb.StartRunResponse:
     return pb.StartRunResponse(
         run=run_to_pb(started.run),
         resumed=started.resumed,
+        accepts_rows=started.accepts_rows,
         last_steps=[
             pb.TagLastStep(tag=t.name, kind=t.kind, last_step=t.last_step)
             for t in started.last_steps
@@ -88,6 +89,7 @@ def started_run_from_pb(msg: pb.StartRunResponse) -> StartedRun:
         run=run_from_pb(msg.run),
         resumed=msg.resumed,
         last_steps=tuple(Tag(t.tag, t.kind, t.last_step) for t in msg.last_steps),
+        accepts_rows=msg.accepts_rows,
     )
 
 
@@ -248,6 +250,11 @@ def scalar_columns_from_pb(msg: pb.ScalarColumns, field: str) -> ScalarColumns:
     """Columns of a write batch, every field checked."""
     check_name(f"{field}.tag", msg.tag)
     steps, wall_times, values = columns_from_pb(msg, field)
+    _check_steps_and_times(steps, wall_times, field)
+    return ScalarColumns(tag=msg.tag, steps=steps, wall_times=wall_times, values=values)
+
+
+def _check_steps_and_times(steps: np.ndarray, wall_times: np.ndarray, field: str) -> None:
     if len(steps) == 0:
         raise InvalidArgument(f"{field} has no points")
     bad = np.flatnonzero((steps < 0) | (steps > MAX_STEP))
@@ -260,7 +267,50 @@ def scalar_columns_from_pb(msg: pb.ScalarColumns, field: str) -> ScalarColumns:
         raise InvalidArgument(
             f"{field}.wall_times[{i}] must be a finite time >= 0, got {wall_times[i]}"
         )
-    return ScalarColumns(tag=msg.tag, steps=steps, wall_times=wall_times, values=values)
+
+
+def rows_to_pb(
+    tags: Sequence[str], steps: np.ndarray, wall_times: np.ndarray, values: np.ndarray
+) -> pb.ScalarRows:
+    """Packs tags logged together: ``values`` is an (n, len(tags)) matrix."""
+    return pb.ScalarRows(
+        tags=tags,
+        steps=np.asarray(steps, dtype=_INT64).tobytes(),
+        wall_times=np.asarray(wall_times, dtype=_FLOAT64).tobytes(),
+        values=np.asarray(values, dtype=_FLOAT64).tobytes(),
+    )
+
+
+def scalar_rows_from_pb(msg: pb.ScalarRows, field: str) -> list[ScalarColumns]:
+    """The ScalarColumns of each tag of a ScalarRows, every field checked. The
+    tags share (read-only) step and wall-time arrays."""
+    tags = list(msg.tags)
+    if not tags:
+        raise InvalidArgument(f"{field}.tags must not be empty")
+    for j, tag in enumerate(tags):
+        check_name(f"{field}.tags[{j}]", tag)
+    if len(set(tags)) != len(tags):
+        seen: set[str] = set()
+        for j, tag in enumerate(tags):
+            if tag in seen:
+                raise InvalidArgument(f"{field}.tags[{j}]: {tag!r} is given twice")
+            seen.add(tag)
+    steps = _unpack(msg.steps, _INT64, f"{field}.steps")
+    wall_times = _unpack(msg.wall_times, _FLOAT64, f"{field}.wall_times")
+    values = _unpack(msg.values, _FLOAT64, f"{field}.values")
+    n, width = len(steps), len(tags)
+    if len(wall_times) != n or len(values) != n * width:
+        raise InvalidArgument(
+            f"{field}: {n} steps need {n} wall_times and {n} x {width} values, got "
+            f"{len(wall_times)} and {len(values)}"
+        )
+    _check_steps_and_times(steps, wall_times, field)
+    # One transposing copy: each tag's values become one contiguous row.
+    by_tag = values.reshape(n, width).T.copy()
+    return [
+        ScalarColumns(tag=tag, steps=steps, wall_times=wall_times, values=by_tag[j])
+        for j, tag in enumerate(tags)
+    ]
 
 
 # ------------------------------------------------------------------ write batches
@@ -295,7 +345,16 @@ def write_batch_from_pb(msg: pb.WriteBatchRequest) -> WriteBatch:
     if msg.sequence <= 0:
         raise InvalidArgument("sequence must be > 0")
     check_run_id(msg.run_id)
-    scalars = tuple(scalar_columns_from_pb(c, f"scalars[{i}]") for i, c in enumerate(msg.scalars))
+    scalars = tuple(
+        [
+            *(
+                columns
+                for i, rows in enumerate(msg.rows)
+                for columns in scalar_rows_from_pb(rows, f"rows[{i}]")
+            ),
+            *(scalar_columns_from_pb(c, f"scalars[{i}]") for i, c in enumerate(msg.scalars)),
+        ]
+    )
     histograms: list[HistogramRecord] = []
     for i, cols in enumerate(msg.histograms):
         check_name(f"histograms[{i}].tag", cols.tag)

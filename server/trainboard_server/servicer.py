@@ -87,7 +87,9 @@ class WriteServicer:
         run = check_name("run", request.run)
         params = params_from_json(request.params_json) if request.HasField("params_json") else None
         wall_time = check_wall_time(request.wall_time)
-        return wire.started_run_to_pb(self._store.start_run(experiment, run, params, wall_time))
+        response = wire.started_run_to_pb(self._store.start_run(experiment, run, params, wall_time))
+        response.accepts_rows = True  # WriteBatch reads ScalarRows (wire.write_batch_from_pb)
+        return response
 
     @_translate_errors
     def WriteBatch(

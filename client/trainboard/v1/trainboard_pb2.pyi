@@ -18,6 +18,18 @@ class ScalarColumns(_message.Message):
     values: bytes
     def __init__(self, tag: _Optional[str] = ..., steps: _Optional[bytes] = ..., wall_times: _Optional[bytes] = ..., values: _Optional[bytes] = ...) -> None: ...
 
+class ScalarRows(_message.Message):
+    __slots__ = ("tags", "steps", "wall_times", "values")
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    WALL_TIMES_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    steps: bytes
+    wall_times: bytes
+    values: bytes
+    def __init__(self, tags: _Optional[_Iterable[str]] = ..., steps: _Optional[bytes] = ..., wall_times: _Optional[bytes] = ..., values: _Optional[bytes] = ...) -> None: ...
+
 class HistogramSummary(_message.Message):
     __slots__ = ("count", "min", "max", "sum", "sum_squares", "nan_count", "posinf_count", "neginf_count", "bucket_counts")
     COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -134,28 +146,32 @@ class TagLastStep(_message.Message):
     def __init__(self, tag: _Optional[str] = ..., kind: _Optional[str] = ..., last_step: _Optional[int] = ...) -> None: ...
 
 class StartRunResponse(_message.Message):
-    __slots__ = ("run", "resumed", "last_steps")
+    __slots__ = ("run", "resumed", "last_steps", "accepts_rows")
     RUN_FIELD_NUMBER: _ClassVar[int]
     RESUMED_FIELD_NUMBER: _ClassVar[int]
     LAST_STEPS_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTS_ROWS_FIELD_NUMBER: _ClassVar[int]
     run: Run
     resumed: bool
     last_steps: _containers.RepeatedCompositeFieldContainer[TagLastStep]
-    def __init__(self, run: _Optional[_Union[Run, _Mapping]] = ..., resumed: _Optional[bool] = ..., last_steps: _Optional[_Iterable[_Union[TagLastStep, _Mapping]]] = ...) -> None: ...
+    accepts_rows: bool
+    def __init__(self, run: _Optional[_Union[Run, _Mapping]] = ..., resumed: _Optional[bool] = ..., last_steps: _Optional[_Iterable[_Union[TagLastStep, _Mapping]]] = ..., accepts_rows: _Optional[bool] = ...) -> None: ...
 
 class WriteBatchRequest(_message.Message):
-    __slots__ = ("client_id", "sequence", "run_id", "scalars", "histograms")
+    __slots__ = ("client_id", "sequence", "run_id", "scalars", "histograms", "rows")
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     SCALARS_FIELD_NUMBER: _ClassVar[int]
     HISTOGRAMS_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
     client_id: str
     sequence: int
     run_id: int
     scalars: _containers.RepeatedCompositeFieldContainer[ScalarColumns]
     histograms: _containers.RepeatedCompositeFieldContainer[HistogramColumns]
-    def __init__(self, client_id: _Optional[str] = ..., sequence: _Optional[int] = ..., run_id: _Optional[int] = ..., scalars: _Optional[_Iterable[_Union[ScalarColumns, _Mapping]]] = ..., histograms: _Optional[_Iterable[_Union[HistogramColumns, _Mapping]]] = ...) -> None: ...
+    rows: _containers.RepeatedCompositeFieldContainer[ScalarRows]
+    def __init__(self, client_id: _Optional[str] = ..., sequence: _Optional[int] = ..., run_id: _Optional[int] = ..., scalars: _Optional[_Iterable[_Union[ScalarColumns, _Mapping]]] = ..., histograms: _Optional[_Iterable[_Union[HistogramColumns, _Mapping]]] = ..., rows: _Optional[_Iterable[_Union[ScalarRows, _Mapping]]] = ...) -> None: ...
 
 class WriteBatchResponse(_message.Message):
     __slots__ = ("scalar_points", "histogram_points", "duplicate")
