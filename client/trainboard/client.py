@@ -59,6 +59,7 @@ from trainboard.validation import (
 log = logging.getLogger("trainboard")
 
 _FLOAT_ONLY: Final = frozenset({float})
+_MAX_KNOWN_ROWS: Final = 1024  # tag sets of log_scalars remembered (then forgotten)
 _now: Final = time.time  # one global lookup on the hot paths, not two
 _FINAL_STATUSES: Final = ("finished", "failed", "killed")
 
@@ -145,10 +146,11 @@ class Client:
         self.timeout = timeout
         self.exit_timeout = exit_timeout
         self._max_queue = max_queue
-        self._wake_at = max(1, min(max_batch_points, max_queue) // 2)
+        self._wake_at = max(1, min(max_batch_points, max_queue) // 8)
         self._queue: deque[tuple[Any, ...]] = deque()
         self._wake = threading.Event()
         self._known_tags: set[str] = set()
+        self._known_rows: dict[tuple[str, ...], tuple[str, ...]] = {}  # log_scalars tag sets
         self._closed = False
         self._waiting_reported = False
         self._snapshots = ByteBudget(max_snapshot_bytes)
@@ -239,33 +241,41 @@ class Client:
         step: the largest of the steps each would continue with."""
         if type(values) is not dict and not isinstance(values, Mapping):
             raise TypeError(f"values must be a dict of tag -> number, got {type(values).__name__}")
-        known = self._known_tags  # empty once closed
-        if (
-            values
-            and known.issuperset(values)
-            and _FLOAT_ONLY.issuperset(map(type, values.values()))
-        ):
-            checked = dict(values)  # the common case: known tags, float values
-        else:
-            if self._closed:
-                raise RuntimeError("this Client is closed")
-            if not values:
-                raise ValueError("values must not be empty")
-            checked = {}
-            for tag, value in values.items():
-                if tag not in known:
-                    self._learn_tag(tag)
-                checked[tag] = (
-                    value if type(value) is float else check_value(value, f"values[{tag!r}]")
-                )
+        # The record holds tuples of str and float, never the dict: the collector
+        # untracks such a record in its first pass, so that a long queue does not
+        # make the trainer's full collections longer (a dict would keep it tracked).
+        tags = self._known_rows.get(tuple(values))  # the stored tuple: cheap to compare
+        row = tuple(values.values())
+        if tags is None or not _FLOAT_ONLY.issuperset(map(type, row)):
+            tags, row = self._check_row(values)
         if step is not None and (type(step) is not int or not 0 <= step <= MAX_STEP):
             step = check_step(step)
         queue = self._queue
         queue.append(
-            (SCALARS, checked, step, _now() if wall_time is None else check_wall_time(wall_time))
+            (SCALARS, tags, row, step, _now() if wall_time is None else check_wall_time(wall_time))
         )
         if len(queue) >= self._wake_at:
             self._make_room()
+
+    def _check_row(self, values: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[float, ...]]:
+        """The slow path of ``log_scalars``: checks every tag and value, and
+        remembers the tags so that the next row with them takes the fast path."""
+        if self._closed:
+            raise RuntimeError("this Client is closed")
+        if not values:
+            raise ValueError("values must not be empty")
+        row = []
+        for tag, value in values.items():
+            if tag not in self._known_tags:
+                self._learn_tag(tag)
+            row.append(value if type(value) is float else check_value(value, f"values[{tag!r}]"))
+        tags = tuple(values)
+        known_rows = self._known_rows
+        if tags not in known_rows:
+            if len(known_rows) >= _MAX_KNOWN_ROWS:
+                known_rows.clear()
+            known_rows[tags] = tags
+        return known_rows[tags], tuple(row)
 
     def log_histogram(
         self,
@@ -375,6 +385,7 @@ class Client:
             return True
         self._closed = True
         self._known_tags = set()  # the hot paths' "closed" check: no tag is known
+        self._known_rows = {}
         _live_clients.discard(self)
         marker = Marker(status)
         self._queue.append((CLOSE, marker))

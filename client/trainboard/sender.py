@@ -84,6 +84,7 @@ _FIRST = operator.itemgetter(0)
 _SECOND = operator.itemgetter(1)
 _THIRD = operator.itemgetter(2)
 _FOURTH = operator.itemgetter(3)
+_FIFTH = operator.itemgetter(4)
 # Records the sender takes off the queue at a time (a bound on its list).
 _CHUNK = 8192
 
@@ -126,27 +127,25 @@ class _Batch:
         self.points = 0
 
     def add_rows(self, records: list[tuple[Any, ...]]) -> None:
-        """``log_scalars`` records ``(SCALARS, values, step, wall_time)``, in order."""
+        """``log_scalars`` records ``(SCALARS, tags, values, step, wall_time)``, in
+        order; the client hands the same tags tuple for the same tags."""
         self._close_singles()
-        dicts = list(map(_SECOND, records))
-        tag_rows = list(map(tuple, dicts))
+        tag_rows = list(map(_SECOND, records))
         if tag_rows.count(tag_rows[0]) == len(tag_rows):  # one group: the common case
-            self._add_group(tag_rows[0], dicts, records)
+            self._add_group(tag_rows[0], records)
             return
         start = 0
         for tags, run in itertools.groupby(tag_rows):
             end = start + sum(1 for _ in run)
-            self._add_group(tags, dicts[start:end], records[start:end])
+            self._add_group(tags, records[start:end])
             start = end
 
-    def _add_group(
-        self, tags: tuple[str, ...], dicts: list[dict[str, float]], records: list[tuple[Any, ...]]
-    ) -> None:
+    def _add_group(self, tags: tuple[str, ...], records: list[tuple[Any, ...]]) -> None:
         n, width = len(records), len(tags)
-        values = itertools.chain.from_iterable(map(dict.values, dicts))
+        values = itertools.chain.from_iterable(map(_THIRD, records))
         matrix = np.fromiter(values, dtype=np.float64, count=n * width).reshape(n, width)
-        times = np.fromiter(map(_FOURTH, records), dtype=np.float64, count=n)
-        step_list = list(map(_THIRD, records))
+        times = np.fromiter(map(_FIFTH, records), dtype=np.float64, count=n)
+        step_list = list(map(_FOURTH, records))
         next_steps = self.next_steps
         if None in step_list:
             # Without a step, a row continues after every one of its tags (and after
@@ -378,7 +377,7 @@ class Sender(threading.Thread):
                 if kind == SCALARS:
                     rows = list(run)
                     # Rows a batch has room for, so that a batch stays near the limit.
-                    width = max(len(rows[0][1]), len(rows[-1][1]))
+                    width = max(len(rows[0][1]), len(rows[-1][1]))  # of their tags
                     start = 0
                     while start < len(rows):
                         room = max(1, (limit - batch.points) // width)
