@@ -462,3 +462,21 @@ def test_wide_rows_are_split_into_batches_near_the_limit(server_address: str) ->
             s = reader.scalars(run_id, tags[i])
             np.testing.assert_array_equal(s.steps, np.arange(50))
             np.testing.assert_array_equal(s.values, np.arange(50.0) + i)
+
+
+def test_queued_records_are_left_alone_by_the_garbage_collector(server_address: str) -> None:
+    """A queued log_scalars/log_scalar record holds only tuples of str and float, so the
+    collector untracks it (a record holding a dict would stay tracked): a long queue
+    does not make the trainer's full collections longer."""
+    import gc
+
+    with trainboard.Client("exp", "gc", server=server_address, flush_interval=60) as client:
+        client.run_id  # noqa: B018 - the run exists; nothing else wakes the sender
+        for step in range(100):
+            client.log_scalars({"a": float(step), "b": 1.0}, step=step)
+            client.log_scalar("c", 2.0, step=step)
+        records = list(client._queue)
+        assert len(records) == 200
+        gc.collect()  # a record is untracked once the tuples inside it are
+        gc.collect()
+        assert not any(gc.is_tracked(record) for record in records)

@@ -242,7 +242,7 @@ class Client:
         if type(values) is not dict and not isinstance(values, Mapping):
             raise TypeError(f"values must be a dict of tag -> number, got {type(values).__name__}")
         # The record holds tuples of str and float, never the dict: the collector
-        # untracks such a record in its first pass, so that a long queue does not
+        # untracks such a record once it has seen it, so that a long queue does not
         # make the trainer's full collections longer (a dict would keep it tracked).
         tags = self._known_rows.get(tuple(values))  # the stored tuple: cheap to compare
         row = tuple(values.values())
