@@ -130,6 +130,25 @@ def scalar_columns(draw: st.DrawFn) -> pb.ScalarColumns:
 
 
 @st.composite
+def scalar_rows(draw: st.DrawFn) -> pb.ScalarRows:
+    tags = draw(st.lists(texts, max_size=4))
+    n = draw(st.integers(0, 10))
+    lengths = draw(st.sampled_from(["equal", "random"]))
+
+    def column(dtype: str, values: st.SearchStrategy[Any], size: int) -> bytes:
+        if lengths == "random" and draw(st.booleans()):
+            return draw(raw)
+        return np.array(draw(st.lists(values, min_size=size, max_size=size)), dtype=dtype).tobytes()
+
+    return pb.ScalarRows(
+        tags=tags,
+        steps=column("<i8", ints, n),
+        wall_times=column("<f8", numbers, n),
+        values=column("<f8", numbers, n * len(tags)),
+    )
+
+
+@st.composite
 def summaries(draw: st.DrawFn) -> pb.HistogramSummary:
     return pb.HistogramSummary(
         count=draw(st.integers(0, 2**64 - 1)),
@@ -158,6 +177,7 @@ def write_batches(draw: st.DrawFn) -> pb.WriteBatchRequest:
         sequence=draw(st.integers(0, 2**64 - 1)),
         run_id=draw(st.sampled_from([0, -1, 1, 2, 10**12])),
         scalars=draw(st.lists(scalar_columns(), max_size=3)),
+        rows=draw(st.lists(scalar_rows(), max_size=2)),
         histograms=[histogram] if draw(st.booleans()) else [],
     )
 

@@ -120,7 +120,7 @@ class Client:
         params: Mapping[str, Any] | None = None,
         *,
         flush_interval: float = 1.0,
-        max_batch_points: int = 100_000,
+        max_batch_points: int = 200_000,
         max_queue: int = 200_000,
         timeout: float = 30.0,
         exit_timeout: float = 10.0,
