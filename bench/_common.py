@@ -87,6 +87,44 @@ def print_header(title: str, *, rounds: int, quick: bool, sizes: str) -> None:
     )
 
 
+class StolenTime:
+    """The share of this (virtual) machine's CPU time that its hypervisor gave to
+    other guests between ``start()`` and ``share()`` ("steal" in ``/proc/stat``):
+    on a shared host every case slows down by it, unevenly, so a run with a large
+    share has noisier rounds. ``None`` where ``/proc/stat`` has no steal column."""
+
+    def __init__(self) -> None:
+        self._start: tuple[int, int] | None = None
+
+    @staticmethod
+    def _read() -> tuple[int, int] | None:
+        try:
+            with open("/proc/stat", encoding="ascii") as stat:
+                fields = stat.readline().split()
+        except OSError:
+            return None
+        if len(fields) < 9 or fields[0] != "cpu":
+            return None
+        ticks = [int(field) for field in fields[1:9]]  # user .. steal
+        return sum(ticks), ticks[7]
+
+    def start(self) -> StolenTime:
+        self._start = self._read()
+        return self
+
+    def share(self) -> float | None:
+        end = self._read()
+        if self._start is None or end is None or end[0] <= self._start[0]:
+            return None
+        return (end[1] - self._start[1]) / (end[0] - self._start[0])
+
+    def describe(self) -> str:
+        share = self.share()
+        if share is None:
+            return "CPU time stolen by the hypervisor: unknown"
+        return f"CPU time stolen by the hypervisor during the run: {share:.0%}"
+
+
 # ---------------------------------------------------------------------- rounds
 
 

@@ -59,6 +59,7 @@ import numpy as np
 from bench._common import (
     REPO_ROOT,
     ServerProcess,
+    StolenTime,
     Verdicts,
     fmt_rate,
     fmt_ratio,
@@ -857,6 +858,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     verdicts, summary = Verdicts(), Summary()
     out = (verdicts, summary)
     sections = [section for section in SECTIONS if section in sections]
+    stolen = StolenTime().start()
     with ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="trainboard-compare-")))
         mlflow_stack = stack.enter_context(ExitStack())
@@ -881,6 +883,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             elif section == "memory":
                 section_memory(args, root, out)
     summary.print()
+    print(stolen.describe())
     return verdicts.exit_code(args.strict)
 
 

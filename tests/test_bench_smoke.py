@@ -52,6 +52,23 @@ def test_benchmark_runs_quick_and_prints_its_ratio(name: str) -> None:
     assert "machine:" in done.stdout, output
 
 
+def test_stolen_time_is_a_share_of_the_cpu_time_between_two_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(REPO_ROOT))
+    from bench._common import StolenTime
+
+    meter = StolenTime().start()
+    sum(range(2_000_000))  # some CPU time between the reads
+    share = meter.share()
+    if Path("/proc/stat").exists():
+        assert share is not None
+        assert 0.0 <= share <= 1.0
+        assert meter.describe().startswith("CPU time stolen by the hypervisor during the run: ")
+    else:
+        assert share is None
+
+
 def test_ingest_benchmark_runs_quick_with_several_client_processes() -> None:
     done = run_quick("bench.ingest", "--clients", "4")
     output = done.stdout + done.stderr
