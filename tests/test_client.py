@@ -480,3 +480,47 @@ def test_queued_records_are_left_alone_by_the_garbage_collector(server_address: 
         gc.collect()  # a record is untracked once the tuples inside it are
         gc.collect()
         assert not any(gc.is_tracked(record) for record in records)
+
+
+def test_a_full_snapshot_budget_wakes_a_sleeping_sender(server_address: str) -> None:
+    """Histograms wait for the sender's next tick (flush_interval) unless their
+    snapshots fill the budget: then the caller wakes the sender rather than waiting
+    for the tick (30 s here) once per histogram."""
+    values = np.arange(250_000, dtype=np.float32)  # 1 MB
+    with trainboard.Client(
+        "exp",
+        "budget",
+        server=server_address,
+        flush_interval=30,
+        max_snapshot_bytes=1_500_000,
+    ) as client:
+        run_id = client.run_id
+        start = time.monotonic()
+        for step in range(5):
+            client.log_histogram("w", values, step=step)
+        assert time.monotonic() - start < 20
+    with trainboard.Reader(server_address) as reader:
+        assert [h.step for h in reader.histograms(run_id, "w")] == [0, 1, 2, 3, 4]
+
+
+def test_waiting_for_the_snapshot_budget_wakes_the_sender() -> None:
+    import threading
+
+    from trainboard.sender import ByteBudget
+
+    budget, wake = ByteBudget(10), threading.Event()
+    budget.take(8, lambda: True, wake)
+    assert not wake.is_set()
+    assert budget.pressed  # 8 of 10 bytes held
+
+    def sender() -> None:  # asleep until woken, then frees the budget
+        if wake.wait(5):
+            budget.give(8)
+
+    thread = threading.Thread(target=sender)
+    thread.start()
+    start = time.monotonic()
+    budget.take(8, lambda: True, wake)
+    thread.join()
+    assert time.monotonic() - start < 4
+    assert budget.used == 8

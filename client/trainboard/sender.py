@@ -55,12 +55,18 @@ class ByteBudget:
         self.used = 0
         self._cond = threading.Condition()
 
-    def take(self, nbytes: int, alive: Callable[[], bool]) -> None:
+    def take(self, nbytes: int, alive: Callable[[], bool], wake: threading.Event) -> None:
         with self._cond:
             # One snapshot larger than the whole budget still goes, alone.
             while self.used and self.used + nbytes > self.limit and alive():
+                wake.set()  # the sender may be asleep: it frees the budget
                 self._cond.wait(0.05)
             self.used += nbytes
+
+    @property
+    def pressed(self) -> bool:
+        """True once a quarter of the budget is held: time to wake the sender."""
+        return self.used * 4 >= self.limit
 
     def give(self, nbytes: int) -> None:
         with self._cond:
