@@ -187,16 +187,20 @@ _INT64 = np.dtype("<i8")
 _FLOAT64 = np.dtype("<f8")
 
 
+def _packed(steps: np.ndarray, wall_times: np.ndarray, values: np.ndarray) -> dict[str, bytes]:
+    """The steps, wall_times and values fields: little-endian int64, float64, float64."""
+    return {
+        "steps": np.asarray(steps, dtype=_INT64).tobytes(),
+        "wall_times": np.asarray(wall_times, dtype=_FLOAT64).tobytes(),
+        "values": np.asarray(values, dtype=_FLOAT64).tobytes(),
+    }
+
+
 def columns_to_pb(
     tag: str, steps: np.ndarray, wall_times: np.ndarray, values: np.ndarray
 ) -> pb.ScalarColumns:
     """Packs three equal-length columns as little-endian arrays."""
-    return pb.ScalarColumns(
-        tag=tag,
-        steps=np.asarray(steps, dtype=_INT64).tobytes(),
-        wall_times=np.asarray(wall_times, dtype=_FLOAT64).tobytes(),
-        values=np.asarray(values, dtype=_FLOAT64).tobytes(),
-    )
+    return pb.ScalarColumns(tag=tag, **_packed(steps, wall_times, values))
 
 
 def _unpack(data: bytes, dtype: np.dtype[Any], field: str) -> np.ndarray:
@@ -273,12 +277,7 @@ def rows_to_pb(
     tags: Sequence[str], steps: np.ndarray, wall_times: np.ndarray, values: np.ndarray
 ) -> pb.ScalarRows:
     """Packs tags logged together: ``values`` is an (n, len(tags)) matrix."""
-    return pb.ScalarRows(
-        tags=tags,
-        steps=np.asarray(steps, dtype=_INT64).tobytes(),
-        wall_times=np.asarray(wall_times, dtype=_FLOAT64).tobytes(),
-        values=np.asarray(values, dtype=_FLOAT64).tobytes(),
-    )
+    return pb.ScalarRows(tags=tags, **_packed(steps, wall_times, values))
 
 
 def scalar_rows_from_pb(msg: pb.ScalarRows, field: str) -> list[ScalarColumns]:
