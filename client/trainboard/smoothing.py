@@ -1,7 +1,8 @@
-"""TensorBoard's debiased exponential moving average (SPEC §9)."""
+"""TensorBoard's debiased exponential moving average, as the dashboard draws it."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -16,12 +17,19 @@ def smooth(values: Iterable[float] | np.ndarray, weight: float) -> np.ndarray:
         raise ValueError(f"weight must be in [0, 1), got {weight}")
     data = np.asarray(values, dtype=np.float64)
     out = data.copy()
+    if weight == 0.0:
+        return out
+    # The same operations, in the same order, as the dashboard's smoothing in the
+    # browser (ui/frontend/src/smooth.js), so both give the same bits: w**n is kept
+    # as a running product rather than a pow() call, whose last bit differs between
+    # C libraries and JavaScript engines.
+    rest = 1.0 - weight
     last = 0.0
-    n = 0
+    power = 1.0
     for i, y in enumerate(data.tolist()):
-        if not np.isfinite(y):
+        if not math.isfinite(y):
             continue
-        last = last * weight + (1.0 - weight) * y
-        n += 1
-        out[i] = y if weight == 0.0 else last / (1.0 - weight**n)
+        last = last * weight + rest * y
+        power = power * weight
+        out[i] = last / (1.0 - power)
     return out
