@@ -7,7 +7,7 @@ DEMO_PORT ?= 6009
 DEMO_UI_PORT ?= 8501
 DEMO_DB ?= sqlite:///./trainboard.db
 
-.PHONY: install demo test lint typecheck proto check-proto clean
+.PHONY: install demo test lint typecheck proto check-proto frontend clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,12 @@ test: $(STAMP) lint typecheck
 proto: $(STAMP)
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=client --pyi_out=client \
 		--grpc_python_out=client proto/trainboard/v1/trainboard.proto
+
+# The dashboard's chart cards: ui/frontend/ (uPlot from npm, our sources) built into
+# ui/trainboard_ui/static/, which is committed and ships in the wheel (no Node needed
+# to install or run). tests/test_frontend.py fails when the build is stale.
+frontend:
+	cd ui/frontend && npm ci --no-audit --no-fund && node build.mjs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-output

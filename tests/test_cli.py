@@ -116,7 +116,7 @@ def test_ui_runs_the_installed_app_with_streamlit() -> None:
     app = dashboard_app()
     assert app == Path(trainboard_ui.__file__).parent / "app.py"
     command = streamlit_command(app, server="10.0.0.1:7000", host="127.0.0.1", port=8600)
-    assert command[:5] == [sys.executable, "-m", "streamlit", "run", str(app)]
+    assert command[:5] == [sys.executable, "-m", "trainboard_ui", "run", str(app)]
     options = command[5 : command.index("--")]
     assert dict(zip(options[::2], options[1::2], strict=True)) == {
         "--server.port": "8600",

@@ -8,6 +8,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 import trainboard
 from trainboard.types import GraphNode, HistogramSeries, Run, ScalarSeries, Tag
+from trainboard_ui.cards import unpack
 from trainboard_ui.live import COMPACT_FACTOR, LiveData
 
 APP = str(Path(__file__).resolve().parents[1] / "ui" / "trainboard_ui" / "app.py")
@@ -106,20 +108,72 @@ def assert_clean(at: AppTest) -> None:
 # --------------------------------------------------------------------- scalars
 
 
-def test_scalars_page_draws_one_webgl_chart_per_tag_with_every_run(
+@dataclass
+class Board:
+    """What the Scalars page handed the chart cards in the browser, decoded."""
+
+    key: str
+    header: dict[str, Any]
+    series: dict[tuple[str, str], dict[str, np.ndarray]]
+
+    @property
+    def tags(self) -> list[str]:
+        return [tag for _, tags in self.header["groups"] for tag in tags]
+
+    @property
+    def run_names(self) -> list[str]:
+        return [run["name"] for run in self.header["runs"]]
+
+
+def boards(at: AppTest) -> list[Board]:
+    """The chart-card boards on the page (the empty preload left out)."""
+    found = []
+    for element in at.get("bidi_component"):
+        if element.proto.component_name != "trainboard.cards" or not element.proto.bytes:
+            continue
+        header, blob = unpack(element.proto.bytes)
+        names = {run["id"]: run["name"] for run in header["runs"]}
+        series, at_ = {}, 0
+        for update in header["updates"]:
+            n = update["n"]
+            steps, walls, vals = (blob[at_ + i * n : at_ + (i + 1) * n] for i in range(3))
+            at_ += 3 * n
+            series[(names[update["run"]], update["tag"])] = {
+                "steps": steps,
+                "wall_times": walls,
+                "values": vals,
+            }
+        found.append(Board(element.proto.id.rsplit("-", 1)[-1], header, series))
+    return found
+
+
+def board(at: AppTest) -> Board:
+    (only,) = boards(at)
+    return only
+
+
+def test_scalars_page_hands_the_cards_every_tag_and_every_run(
     monkeypatch: pytest.MonkeyPatch, filled_server: str
 ) -> None:
     at = open_app(monkeypatch, filled_server, exp="vision")
     assert_clean(at)
-    assert titles(at) == ["accuracy", "loss", "eval/loss"]
-    for figure in figures(at):
-        assert trace_names(figure) == ["alpha (raw)", "alpha", "beta (raw)", "beta"]
-        assert {t["type"] for t in figure["data"]} == {"scattergl"}
-    loss_chart = figures(at)[1]
-    assert values(loss_chart["data"][1]["x"]).tolist() == list(range(STEPS))
+    assert not at.get("plotly_chart")  # drawn in the browser, on 2D canvases
+    shown = board(at)
+    assert shown.header["groups"] == [["", ["accuracy", "loss"]], ["eval", ["eval/loss"]]]
+    assert shown.run_names == ["alpha", "beta"]
+    assert shown.header["base"] is None  # a first payload: whole series
+    assert set(shown.series) == {(r, t) for r in ("alpha", "beta") for t in shown.tags}
+    assert shown.series[("alpha", "loss")]["steps"].tolist() == list(range(STEPS))
+    assert shown.series[("alpha", "eval/loss")]["steps"].tolist() == list(range(0, STEPS, 10))
+    assert shown.header["settings"] == {
+        "smoothing": 0.6,
+        "x_axis": "step",
+        "log_y": False,
+        "ignore_outliers": True,
+        "card_size": "M",
+    }
     # The default view needs only the experiment in its URL.
     assert at.query_params == {"exp": "vision"}
-    assert len(at.get("download_button")) == 3
 
 
 def test_a_link_opens_the_view_it_describes_and_keeps_it(
@@ -133,21 +187,25 @@ def test_a_link_opens_the_view_it_describes_and_keeps_it(
         "x": "relative",
         "logy": "1",
         "outliers": "0",
+        "size": "L",
     }
     at = open_app(monkeypatch, filled_server, **query)
     assert_clean(at)
-    assert at.slider(key="w_smoothing").value == pytest.approx(0.9)
     assert at.radio(key="w_x_axis").value == "relative"
     assert at.toggle(key="w_log_y").value is True
     assert at.toggle(key="w_ignore_outliers").value is False
     assert at.text_input(key="w_tags").value == "^eval"
     assert at.multiselect(key="w_runs").value == ["beta"]
-    (figure,) = figures(at)
-    assert figure["layout"]["title"]["text"] == "eval/loss"
-    assert trace_names(figure) == ["beta (raw)", "beta"]
-    assert figure["layout"]["yaxis"]["type"] == "log"
-    assert "range" not in figure["layout"]["yaxis"]
-    assert figure["layout"]["xaxis"]["title"]["text"].startswith("Relative time")
+    shown = board(at)
+    assert shown.tags == ["eval/loss"]
+    assert shown.run_names == ["beta"]
+    assert shown.header["settings"] == {
+        "smoothing": 0.9,
+        "x_axis": "relative",
+        "log_y": True,
+        "ignore_outliers": False,
+        "card_size": "L",
+    }
     assert at.query_params == query
 
 
@@ -156,23 +214,18 @@ def test_widgets_change_the_charts_and_the_url(
 ) -> None:
     at = open_app(monkeypatch, filled_server, exp="vision")
 
-    at.slider(key="w_smoothing").set_value(0.0).run()
-    assert_clean(at)
-    assert all(trace_names(f) == ["alpha", "beta"] for f in figures(at))
-    assert at.query_params["smooth"] == "0"
-
     at.multiselect(key="w_runs").unselect("alpha").run()
-    assert all(trace_names(f) == ["beta"] for f in figures(at))
+    assert_clean(at)
+    assert board(at).run_names == ["beta"]
     assert at.query_params["run"] == "beta"
 
     at.toggle(key="w_log_y").set_value(True).run()
-    assert {f["layout"]["yaxis"]["type"] for f in figures(at)} == {"log"}
+    assert board(at).header["settings"]["log_y"] is True
     assert at.query_params["logy"] == "1"
 
     at.radio(key="w_x_axis").set_value("wall").run()
     assert at.query_params["x"] == "wall"
-    first_x = values(figures(at)[0]["data"][0]["x"])[0]
-    assert str(first_x).startswith("20")  # a date, drawn on a date axis
+    assert board(at).header["settings"]["x_axis"] == "wall"
 
     at.segmented_control(key="w_page").set_value("runs").run()
     assert_clean(at)
@@ -180,23 +233,37 @@ def test_widgets_change_the_charts_and_the_url(
     assert len(at.dataframe) == 1
     # The scalar settings were not drawn on the runs page; they are kept.
     at.segmented_control(key="w_page").set_value("scalars").run()
-    assert at.slider(key="w_smoothing").value == 0.0
-    assert at.query_params["smooth"] == "0"
+    assert at.radio(key="w_x_axis").value == "wall"
+    assert board(at).header["settings"]["x_axis"] == "wall"
 
 
-def line_colours(figure: dict[str, Any]) -> dict[str, str]:
-    return {t["name"]: t["line"]["color"] for t in figure["data"]}
+def test_a_refresh_without_new_points_sends_the_cards_nothing_again(
+    monkeypatch: pytest.MonkeyPatch, filled_server: str
+) -> None:
+    at = open_app(monkeypatch, filled_server, exp="vision")
+    first = board(at)
+    at.toggle(key="w_log_y").set_value(True).run()
+    second = board(at)
+    assert second.header["base"] == first.header["seq"]
+    assert second.series == {}  # the browser holds every point already
 
 
 def test_a_run_keeps_its_colour_on_every_page_whatever_is_selected(
     monkeypatch: pytest.MonkeyPatch, filled_server: str
 ) -> None:
-    both = line_colours(figures(open_app(monkeypatch, filled_server, exp="vision"))[0])
+    both = {
+        r["name"]: r["colour"]
+        for r in board(open_app(monkeypatch, filled_server, exp="vision")).header["runs"]
+    }
     assert both["alpha"] != both["beta"]
-    only_beta = open_app(monkeypatch, filled_server, exp="vision", run="beta")
-    assert line_colours(figures(only_beta)[0])["beta"] == both["beta"]
+    only_beta = board(open_app(monkeypatch, filled_server, exp="vision", run="beta"))
+    assert only_beta.header["runs"][0]["colour"] == both["beta"]
     distributions = open_app(monkeypatch, filled_server, exp="vision", page="distributions")
     assert line_colours(figures(distributions)[0])["median"] == both["alpha"]
+
+
+def line_colours(figure: dict[str, Any]) -> dict[str, str]:
+    return {t["name"]: t["line"]["color"] for t in figure["data"]}
 
 
 def test_an_invalid_tag_filter_gets_a_message_and_filters_nothing(
@@ -206,33 +273,40 @@ def test_an_invalid_tag_filter_gets_a_message_and_filters_nothing(
     at.text_input(key="w_tags").input("loss(").run()
     assert_clean(at)
     assert any("regular expression" in e.value for e in at.sidebar.error)
-    assert len(figures(at)) == 3
+    assert len(board(at).tags) == 3
     at.text_input(key="w_tags").input("nothing-matches").run()
-    assert not figures(at)
+    assert not boards(at)
     assert any("No scalar tag matches" in i.value for i in at.info)
 
 
-def test_maximising_a_chart_shows_it_alone_until_going_back(
+def test_a_maximised_chart_in_a_link_is_shown_alone_and_read_finer(
     monkeypatch: pytest.MonkeyPatch, filled_server: str
 ) -> None:
-    at = open_app(monkeypatch, filled_server, exp="vision")
-    at.button(key="scalars:maximise:loss").click().run()
+    at = open_app(monkeypatch, filled_server, exp="vision", focus="loss")
     assert_clean(at)
-    (figure,) = figures(at)
-    assert figure["layout"]["title"]["text"] == "loss"
-    assert figure["layout"]["showlegend"] is True
+    shown = board(at)
+    assert shown.key == "cards:focus"
+    assert shown.header["focus"] == "loss"
+    assert shown.tags == ["loss"]
     assert at.query_params["focus"] == "loss"
-    next(b for b in at.button if b.label == "Back to all charts").click().run()
-    assert titles(at) == ["accuracy", "loss", "eval/loss"]
-    assert "focus" not in at.query_params
 
 
-def test_non_finite_values_are_named_under_their_chart(
+def test_pinned_charts_in_a_link_come_first(
+    monkeypatch: pytest.MonkeyPatch, filled_server: str
+) -> None:
+    at = open_app(monkeypatch, filled_server, exp="vision", pin=["eval/loss", "gone"])
+    assert_clean(at)
+    assert board(at).header["pinned"] == ["eval/loss"]  # a tag no run has is left out
+
+
+def test_non_finite_values_reach_the_browser_as_they_are(
     monkeypatch: pytest.MonkeyPatch, filled_server: str
 ) -> None:
     at = open_app(monkeypatch, filled_server, exp="vision", tags="^loss$")
     assert_clean(at)
-    assert any("beta (1)" in c.value for c in at.caption)
+    values = board(at).series[("beta", "loss")]["values"]
+    assert np.isnan(values[7])
+    assert np.isfinite(np.delete(values, 7)).all()
 
 
 # --------------------------------------------------------------------- distributions, histograms
@@ -383,23 +457,28 @@ def test_a_server_without_experiments_says_how_to_fill_it(
 # --------------------------------------------------------------------- live
 
 
-def test_a_rerun_shows_the_points_a_running_trainer_logged_since(
+def test_a_refresh_sends_the_browser_only_the_points_logged_since(
     monkeypatch: pytest.MonkeyPatch, server_address: str
 ) -> None:
     with trainboard.Client("live", "run", server_address) as client:
         for step in range(10):
             client.log_scalar("loss", 1.0 / (step + 1), step=step)
         assert client.flush(timeout=FLUSH_TIMEOUT)
-        at = open_app(monkeypatch, server_address, smooth="0")
-        assert values(figures(at)[0]["data"][0]["x"]).max() == 9
+        at = open_app(monkeypatch, server_address)
+        first = board(at)
+        assert first.series[("run", "loss")]["steps"].tolist() == list(range(10))
 
         for step in range(10, 25):
             client.log_scalar("loss", 1.0 / (step + 1), step=step)
         assert client.flush(timeout=FLUSH_TIMEOUT)
         at.run()  # what a live refresh does
         assert_clean(at)
-        x = values(figures(at)[0]["data"][0]["x"])
-        assert x.tolist() == list(range(25))
+        later = board(at)
+        assert later.header["base"] == first.header["seq"]
+        assert later.header["updates"] == [
+            {"run": first.header["runs"][0]["id"], "tag": "loss", "mode": "append", "n": 15}
+        ]
+        assert later.series[("run", "loss")]["steps"].tolist() == list(range(10, 25))
 
 
 class SpyReader:

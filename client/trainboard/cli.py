@@ -176,11 +176,12 @@ def dashboard_app() -> Path:
 
 
 def streamlit_command(app: Path, *, server: str, host: str, port: int) -> list[str]:
-    """``python -m streamlit run`` of the dashboard against ``server``."""
+    """``streamlit run`` of the dashboard against ``server``, through
+    ``python -m trainboard_ui`` (which imports the dashboard while Streamlit starts)."""
     return [
         sys.executable,
         "-m",
-        "streamlit",
+        "trainboard_ui",
         "run",
         str(app),
         "--server.port",

@@ -128,13 +128,16 @@ class Service:
 
 
 def run_services(services: Sequence[Service], on_ready: Callable[[], None]) -> int:
-    """Starts the services one after another, each once the one before is ready;
-    calls ``on_ready`` when all are; then runs until SIGINT or SIGTERM (status 0) or
-    until a service exits by itself (status 1). Every child is stopped on return."""
+    """Starts the services all at once (on two cores the dashboard's start-up and the
+    server's overlap; the dashboard copes with a server that is not up yet), waits
+    until each is ready, calls ``on_ready``; then runs until SIGINT or SIGTERM
+    (status 0) or until a service exits by itself (status 1). Every child is stopped
+    on return."""
     with StopRequest() as stop, Children() as children:
         try:
             for service in services:
                 children.start(service.name, service.command)
+            for service in services:
                 if not _wait_ready(service, children, stop):
                     break
             else:

@@ -17,6 +17,7 @@ from trainboard import Reader
 from trainboard.errors import TrainboardError, Unavailable
 from trainboard.types import Run
 from trainboard_ui import state
+from trainboard_ui.cards import preload
 from trainboard_ui.data import compile_tag_filter, run_colours
 from trainboard_ui.live import LiveData
 from trainboard_ui.views import VIEWS, View, ViewContext
@@ -82,6 +83,9 @@ def main(server: str) -> None:
     data = live_data(server)
     st.sidebar.title("Trainboard")
     st.sidebar.caption(f"Server `{server}`")
+    if selection.page == "scalars":
+        with st.sidebar:
+            preload()
     try:
         experiments = data.experiments()
         if not experiments:
@@ -203,6 +207,7 @@ def _view(slug: str) -> View:
 def _page(server: str, slug: str, sidebar_runs: tuple[str, ...], drawn: tuple[str, ...]) -> None:
     """The page; rerun alone on every live refresh and on its own widgets."""
     slugs = [view.slug for view in VIEWS]
+    state.count_page_run()
     selection = state.current(slugs)
     state.sync_url(selection, slugs)  # a fragment's own widgets change it too
     data = live_data(server)

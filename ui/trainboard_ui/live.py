@@ -20,6 +20,7 @@ incremental reads, which only look past the cached last step.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -78,13 +79,21 @@ class ServerApi(ReadApi, Protocol):
     def set_run_tags(self, run_id: int, tags: Sequence[str]) -> tuple[str, ...]: ...
 
 
+#: Numbers the whole reads of scalar series, so that whoever passes a cached series
+#: on (the chart cards) can tell new points appended to what it passed on before
+#: (same generation, longer) from a series read whole again (a new generation).
+_GENERATIONS = itertools.count(1)
+
+
 @dataclass(frozen=True, slots=True)
 class CachedScalars:
-    """A scalar series as the dashboard holds it, sorted by step."""
+    """A scalar series as the dashboard holds it, sorted by step. ``generation``
+    changes when the series is read whole again; appended steps keep it."""
 
     steps: np.ndarray
     wall_times: np.ndarray
     values: np.ndarray
+    generation: int = 0
 
     @property
     def last_step(self) -> int:
@@ -182,7 +191,10 @@ class LiveData:
                 sorted(group_runs), sorted(group_tags), max_points
             ):
                 self._scalars[(series.run_id, series.tag, max_points)] = CachedScalars(
-                    steps=series.steps, wall_times=series.wall_times, values=series.values
+                    steps=series.steps,
+                    wall_times=series.wall_times,
+                    values=series.values,
+                    generation=next(_GENERATIONS),
                 )
         for cursor, (cursor_runs, cursor_tags) in sorted(since.items()):
             for series in self.reader.scalars_many(
@@ -334,4 +346,5 @@ def _append(cached: CachedScalars, series: ScalarSeries) -> CachedScalars:
         steps=np.concatenate([cached.steps, series.steps[newer]]),
         wall_times=np.concatenate([cached.wall_times, series.wall_times[newer]]),
         values=np.concatenate([cached.values, series.values[newer]]),
+        generation=cached.generation,
     )

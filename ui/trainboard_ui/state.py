@@ -22,6 +22,9 @@ mode     histogram mode               offset, overlay (offset)
 live     live refresh                 1 or 0 (1)
 every    refresh interval, seconds    2, 5, 10, 30, 60 (10)
 focus    the maximised scalar chart   a tag (none)
+pin      pinned scalar charts,        tags (none)
+         repeated
+size     scalar card size             S, M, L (M)
 grun     the run whose graph is shown a run name (the first selected)
 open     expanded graph scopes,       scope paths (none: all collapsed)
          repeated
@@ -48,8 +51,10 @@ from trainboard_ui.data import X_AXES
 SMOOTHING_MAX = 0.999
 INTERVALS: tuple[int, ...] = (2, 5, 10, 30, 60)
 HIST_MODES: tuple[str, ...] = ("offset", "overlay")
+CARD_SIZES: tuple[str, ...] = ("S", "M", "L")
 
 _SESSION_KEY = "trainboard.selection"
+_PAGE_RUNS_KEY = "trainboard.page_runs"
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -71,6 +76,8 @@ class Selection:
     live: bool = True
     interval: int = 10
     focus: str | None = None
+    pinned: tuple[str, ...] = ()
+    card_size: str = "M"
     graph_run: str | None = None
     graph_open: tuple[str, ...] = ()
     graph_aux: bool = False
@@ -100,6 +107,8 @@ PARAMS: Mapping[str, str] = {
     "live": "live",
     "interval": "every",
     "focus": "focus",
+    "pinned": "pin",
+    "card_size": "size",
     "graph_run": "grun",
     "graph_open": "open",
     "graph_aux": "aux",
@@ -141,6 +150,8 @@ def from_query(params: Mapping[str, Sequence[str]], pages: Sequence[str]) -> Sel
         live=flag("live", DEFAULT.live),
         interval=_interval(last("every")),
         focus=last("focus") or None,
+        pinned=tuple(dict.fromkeys(v for v in params.get("pin", ()) if v)),
+        card_size=choice("size", CARD_SIZES, DEFAULT.card_size),
         graph_run=last("grun") or None,
         graph_open=tuple(dict.fromkeys(v for v in params.get("open", ()) if v)),
         graph_aux=flag("aux", DEFAULT.graph_aux),
@@ -160,7 +171,7 @@ def to_query(selection: Selection, pages: Sequence[str] = ()) -> dict[str, list[
         name = PARAMS[f.name]
         if f.name == "runs":
             query[name] = list(value) if value else [""]
-        elif f.name == "graph_open":
+        elif f.name in ("graph_open", "pinned"):
             query[name] = list(value)
         elif isinstance(value, bool):
             query[name] = ["1" if value else "0"]
@@ -180,6 +191,12 @@ def _smoothing(text: str | None) -> float:
         value = float(text) if text is not None else DEFAULT.smoothing
     except ValueError:
         return DEFAULT.smoothing
+    return clamp_smoothing(value)
+
+
+def clamp_smoothing(value: float) -> float:
+    """A smoothing weight rounded to the slider's steps and kept in its range (the
+    default for a value that is not a number)."""
     if not math.isfinite(value):
         return DEFAULT.smoothing
     return round(min(max(value, 0.0), SMOOTHING_MAX), 3)
@@ -205,6 +222,18 @@ def current(pages: Sequence[str]) -> Selection:
         st.session_state[_SESSION_KEY] = from_query(query, pages)
     selection: Selection = st.session_state[_SESSION_KEY]
     return selection
+
+
+def count_page_run() -> int:
+    """Counts the runs of the page (the frame calls it once per run, whole or
+    fragment), so that a page can tell whether it was drawn in the run before."""
+    runs = page_runs() + 1
+    st.session_state[_PAGE_RUNS_KEY] = runs
+    return runs
+
+
+def page_runs() -> int:
+    return int(st.session_state.get(_PAGE_RUNS_KEY, 0))
 
 
 def update(**changes: Any) -> Selection:

@@ -1,48 +1,35 @@
-"""Scalars: one chart per tag, every selected run overlaid, smoothed."""
+"""Scalars: one card per tag, every selected run overlaid, smoothed in the browser.
+
+The cards are one component (:mod:`trainboard_ui.cards`): the page hands it the
+layout (groups of tags, pinned tags, the maximised one), the settings, and the
+series of the cards the browser asked for, then only what changed.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Any
 
 import streamlit as st
 
 from trainboard_ui import state
-from trainboard_ui.charts import FOCUS_HEIGHT, scalar_figure
-from trainboard_ui.data import (
-    X_AXES,
-    X_AXIS_LABELS,
-    ScalarLine,
-    SeriesPoints,
-    csv_file_name,
-    filter_tags,
-    group_tags,
-    lines_frame,
-    outlier_range,
-    scalar_lines,
-)
-from trainboard_ui.live import CachedScalars
-from trainboard_ui.views.base import View, ViewContext, grid, no_runs_selected, no_tags_match
+from trainboard_ui.cards import Feed, RunInfo, component
+from trainboard_ui.data import X_AXES, X_AXIS_LABELS, filter_tags, group_tags
+from trainboard_ui.views.base import View, ViewContext, no_runs_selected, no_tags_match
 
-# Points per series read for a chart of the grid, and for a maximised one. The
-# server keeps each bucket's first, last, lowest and highest point (SPEC §7), so
-# 800 points are 200 buckets: finer than a third of a screen is wide, with every
-# spike kept. 20 runs x 10 tags of them are 3.8 MB (24 bytes a point).
+# Points per series read for a card of the grid, and for a maximised one. The
+# server keeps each bucket's first, last, lowest and highest point, so 800 points
+# are 200 buckets: finer than a card is wide, with every spike kept.
 MAX_POINTS = 800
 FOCUS_MAX_POINTS = 4000
+#: Cards whose data comes with the page's first payload (about the first screen);
+#: the browser asks for the others as they come near the screen.
+FIRST_CARDS = 9
 
-SeriesMap = dict[tuple[int, str], CachedScalars]
+_FEED_KEY = "trainboard.feed"
 
 
 def settings(selection: state.Selection) -> None:
-    st.slider(
-        "Smoothing",
-        min_value=0.0,
-        max_value=state.SMOOTHING_MAX,
-        step=0.001,
-        format="%.3f",
-        help="TensorBoard's debiased exponential moving average; 0 draws the raw values.",
-        **state.bound("smoothing", stored=lambda v: round(float(v), 3)),
-    )
     st.radio(
         "Horizontal axis",
         X_AXES,
@@ -56,6 +43,7 @@ def settings(selection: state.Selection) -> None:
         help="Scale each chart to the 5th-95th percentile of its values.",
         **state.bound("ignore_outliers"),
     )
+    st.caption("Smoothing and card size are above the charts.")
 
 
 def draw(ctx: ViewContext) -> None:
@@ -76,89 +64,84 @@ def draw(ctx: ViewContext) -> None:
         return
     focus = ctx.selection.focus
     if focus is not None and focus in tags:
-        series = ctx.data.scalars(run_ids, [focus], FOCUS_MAX_POINTS)
-        st.button(
-            "Back to all charts",
-            icon=":material/close_fullscreen:",
-            on_click=state.change,
-            kwargs={"focus": None},
-        )
-        _chart(ctx, focus, series, maximised=True)
-        return
-    series = ctx.data.scalars(run_ids, tags, MAX_POINTS)
-    for group, names in group_tags(tags):
-        if group:
-            st.subheader(group, divider="gray")
-        for tag in grid(names):
-            _chart(ctx, tag, series, maximised=False)
+        _board(ctx, "cards:focus", [("", [focus])], (), focus, FOCUS_MAX_POINTS)
+    else:
+        pinned = tuple(t for t in ctx.selection.pinned if t in set(tags))
+        _board(ctx, "cards", group_tags(tags), pinned, None, MAX_POINTS)
 
 
-def _chart(ctx: ViewContext, tag: str, series: SeriesMap, *, maximised: bool) -> None:
+def feed(key: str) -> Feed:
+    """The session's feed of the board ``key``; a new one when the board was not on
+    the page in the page's run before (then its browser side is new too)."""
+    runs = state.page_runs()
+    slot = f"{_FEED_KEY}:{key}"
+    held: tuple[int, Feed] | None = st.session_state.get(slot)
+    found = held[1] if held is not None and held[0] in (runs - 1, runs) else Feed()
+    st.session_state[slot] = (runs, found)
+    return found
+
+
+def _board(
+    ctx: ViewContext,
+    key: str,
+    groups: Sequence[tuple[str, Sequence[str]]],
+    pinned: Sequence[str],
+    focus: str | None,
+    max_points: int,
+) -> None:
     selection = ctx.selection
-    points = [
-        SeriesPoints(run=run, steps=found.steps, wall_times=found.wall_times, values=found.values)
-        for run in ctx.selected
-        if (found := series.get((run.id, tag))) is not None
-    ]
-    lines, x_title = scalar_lines(
-        points,
-        colours=ctx.colours,
-        weight=selection.smoothing,
-        axis=selection.x_axis,
-        timezone=ctx.timezone,
+    board = feed(key)
+    ordered = list(dict.fromkeys([*pinned, *(t for _, names in groups for t in names)]))
+    loaded = board.to_load(ordered, FIRST_CARDS)
+    series = ctx.data.scalars(ctx.selected_ids, loaded, max_points) if loaded else {}
+    payload = board.payload(
+        settings={
+            "smoothing": selection.smoothing,
+            "x_axis": selection.x_axis,
+            "log_y": selection.log_y,
+            "ignore_outliers": selection.ignore_outliers,
+            "card_size": selection.card_size,
+        },
+        runs=[RunInfo(r.id, r.name, ctx.colours[r.id], float(r.started_at)) for r in ctx.selected],
+        groups=groups,
+        pinned=pinned,
+        focus=focus,
+        loaded=loaded,
+        series=series,
     )
-    y_range = None
-    if selection.ignore_outliers:
-        y_range = outlier_range(
-            [line.raw for line in lines] + [line.smoothed for line in lines], log=selection.log_y
-        )
-    figure = scalar_figure(
-        lines,
-        title=tag,
-        x_title=x_title,
-        smoothed=selection.smoothing > 0,
-        log_y=selection.log_y,
-        y_range=y_range,
-        legend=maximised,
-        revision=f"{tag}|{selection.x_axis}|{selection.log_y}|{selection.ignore_outliers}",
-        **({"height": FOCUS_HEIGHT} if maximised else {}),
+    component()(
+        key=key,
+        data=payload,
+        on_want_change=lambda: board.want(_event(key, "want") or ()),
+        on_resync_change=board.reset,
+        on_focus_change=lambda: state.update(focus=_event(key, "focus") or None),
+        on_smoothing_change=lambda: _set_smoothing(key),
+        on_card_size_change=lambda: _set_card_size(key),
+        on_pinned_change=lambda: _set_pinned(key),
     )
-    st.plotly_chart(figure, key=f"scalars:{tag}", config={"displaylogo": False}, width="stretch")
-    left, right = st.columns(2)
-    with left:
-        if not maximised:
-            st.button(
-                "Maximise",
-                key=f"scalars:maximise:{tag}",
-                icon=":material/open_in_full:",
-                type="tertiary",
-                on_click=state.change,
-                kwargs={"focus": tag},
-            )
-    with right:
-        st.download_button(
-            "CSV",
-            data=_csv(lines),
-            file_name=csv_file_name(tag),
-            mime="text/csv",
-            key=f"scalars:csv:{tag}",
-            icon=":material/download:",
-            type="tertiary",
-            on_click="ignore",
-        )
-    odd = [f"{line.run} ({line.non_finite})" for line in lines if line.non_finite]
-    if odd:
-        st.caption("NaN or ±Inf values, drawn as gaps: " + ", ".join(odd))
 
 
-def _csv(lines: list[ScalarLine]) -> Callable[[], str]:
-    """The chart's points as CSV, made only when the button is pressed."""
+def _event(key: str, name: str) -> Any:
+    value = st.session_state.get(key)
+    return value.get(name) if isinstance(value, dict) else None
 
-    def make() -> str:
-        text: str = lines_frame(lines).to_csv(index=False)
-        return text
 
-    return make
+def _set_smoothing(key: str) -> None:
+    value = _event(key, "smoothing")
+    if isinstance(value, int | float):
+        state.update(smoothing=state.clamp_smoothing(float(value)))
+
+
+def _set_card_size(key: str) -> None:
+    value = _event(key, "card_size")
+    if value in state.CARD_SIZES:
+        state.update(card_size=value)
+
+
+def _set_pinned(key: str) -> None:
+    value = _event(key, "pinned")
+    if isinstance(value, list):
+        state.update(pinned=tuple(dict.fromkeys(t for t in value if isinstance(t, str))))
 
 
 VIEW = View(slug="scalars", title="Scalars", draw=draw, settings=settings)
