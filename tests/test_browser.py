@@ -19,21 +19,20 @@ import pytest
 from up_process import UpProcess, alive, descendants
 
 from bench._fill import Shape, fill
+from bench._pages import (
+    CARDS,
+    CARDS_DRAWN,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    SCREEN,
+    VISIBLE_CARDS_DRAWN,
+    VISIBLE_PLOTS_DRAWN,
+    scroll_through,
+)
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 REQUIRE_BROWSER = os.environ.get("TRAINBOARD_REQUIRE_BROWSER") == "1"
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
 TIMEOUT_MS = 60_000
@@ -53,42 +52,6 @@ new MutationObserver((records) => {
 });
 """
 VISITED = {"Scalars", "Distributions", "Histograms", "Runs"}
-# Every scalar card on the page (they live in the cards component's shadow root):
-# its tag, state (waiting, drawn, released, empty), runs drawn, place on screen and
-# how many pixels of its canvas are coloured (a blank chart has none).
-CARDS = """
-() => {
-  const out = [];
-  for (const host of document.querySelectorAll("*")) {
-    if (!host.shadowRoot) continue;
-    for (const card of host.shadowRoot.querySelectorAll(".card")) {
-      const box = card.getBoundingClientRect();
-      const canvas = card.querySelector("canvas");
-      let painted = 0;
-      if (canvas && card.dataset.state === "drawn" && box.bottom > 0 && box.top < innerHeight) {
-        const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
-        for (let i = 0; i < pixels.length; i += 4 * 5) {
-          const [r, g, b] = [pixels[i], pixels[i + 1], pixels[i + 2]];
-          if (pixels[i + 3] > 0 && Math.max(r, g, b) - Math.min(r, g, b) > 60) painted++;
-        }
-      }
-      out.push({ tag: card.dataset.tag, state: card.dataset.state,
-                 runs: Number(card.dataset.runs || 0), painted, top: box.top, bottom: box.bottom });
-    }
-  }
-  return out;
-}
-"""
-# True once at least n cards are drawn, each with `runs` runs.
-CARDS_DRAWN = """
-([n, runs]) => {
-  const cards = [];
-  for (const host of document.querySelectorAll("*"))
-    if (host.shadowRoot) cards.push(...host.shadowRoot.querySelectorAll(".card"));
-  return cards.length >= n && cards.slice(0, n).every(
-    (c) => c.dataset.state === "drawn" && Number(c.dataset.runs) === runs);
-}
-"""
 IDLE_APP = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 
 
@@ -293,53 +256,6 @@ def _pages_added_later(board: Dashboard) -> None:
 
 # ---------------------------------------------------------------------- many charts
 
-# The viewport's cards, each drawn with every run and coloured pixels on its canvas.
-VISIBLE_CARDS_DRAWN = f"""
-(runs) => {{
-  const visible = ({CARDS})().filter((c) => c.bottom > 0 && c.top < innerHeight);
-  return visible.length > 0 && visible.every(
-    (c) => c.state === "drawn" && c.runs === runs && c.painted > 0);
-}}
-"""
-# The viewport's Plotly charts, each with its traces drawn in its SVG.
-VISIBLE_PLOTS_DRAWN = """
-() => {
-  const visible = [...document.querySelectorAll(".js-plotly-plot")].filter((p) => {
-    const box = p.getBoundingClientRect();
-    return box.bottom > 0 && box.top < innerHeight;
-  });
-  return visible.length > 0 && visible.every(
-    (p) => (p.data || []).length > 0 && p.querySelectorAll(".main-svg .trace").length > 0);
-}
-"""
-SCREEN = {"width": 1400, "height": 1000}
-
-
-def scroll_through(board: Dashboard, ready: str, arg: object, name: str) -> int:
-    """Scrolls the page screen by screen to the bottom; on each screen waits until
-    ``ready`` holds (fails the test if it does not). Returns the screens seen."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    page = board.page
-    page.mouse.move(SCREEN["width"] * 0.6, SCREEN["height"] / 2)
-    screens = 0
-    last = None
-    while True:
-        screens += 1
-        try:
-            page.wait_for_function(ready, arg=arg, timeout=30_000)
-        except PlaywrightTimeout:
-            page.screenshot(path=str(SCREENSHOTS / f"{name}-blank.png"))
-            pytest.fail(f"{name}: screen {screens} not fully drawn: {page.evaluate(CARDS)}")
-        position = page.evaluate(
-            "() => [...document.querySelectorAll('*')].map((e) => e.scrollTop).join()"
-        )
-        if position == last:
-            return screens
-        last = position
-        page.mouse.wheel(0, SCREEN["height"] * 0.85)
-        page.wait_for_timeout(50)
-
 
 @pytest.mark.parametrize(
     "shape",
@@ -352,24 +268,27 @@ def test_scrolling_a_page_of_many_scalar_charts_draws_every_one(
     up = UpProcess(tmp_path)
     fill(up.db_url, shape, experiment="scale")
     context = browser.new_context(viewport=SCREEN)
-    warnings: list[str] = []
+    messages: list[str] = []
+    name = f"10-scalars-{shape.runs}-runs-{shape.tags}-tags"
     try:
         with up:
             page = context.new_page()
-            page.on("console", lambda message: warnings.append(message.text))
+            page.on("console", lambda message: messages.append(message.text))
             board = Dashboard(page, up.dashboard_url)
             board.open("exp=scale&live=0&size=S")
-            screens = scroll_through(
-                board, VISIBLE_CARDS_DRAWN, shape.runs, f"scalars-{shape.runs}x{shape.tags}"
-            )
+            scrolled = scroll_through(page, VISIBLE_CARDS_DRAWN, shape.runs)
+            if scrolled.stuck:
+                page.screenshot(path=str(SCREENSHOTS / f"{name}-blank.png"))
+                pytest.fail(f"{scrolled.stuck}: {page.evaluate(CARDS)}")
             cards = page.evaluate(CARDS)
             assert len(cards) == shape.tags
-            assert {c["state"] for c in cards} <= {"drawn", "released"}, "a card never drawn"
-            assert screens > 3
-            board.check(f"10-scalars-{shape.runs}-runs-{shape.tags}-tags", full_page=False)
+            never = [c for c in cards if c["state"] not in ("drawn", "released")]
+            assert not never, f"cards never drawn after {scrolled.screens} screens: {never[:3]}"
+            assert scrolled.screens > 3
+            board.check(name, full_page=False)
     finally:
         context.close()
-    dropped = [w for w in warnings if "WebGL" in w or "context" in w.lower()]
+    dropped = [m for m in messages if "WebGL" in m or "context" in m.lower()]
     assert not dropped, dropped[:5]
 
 
@@ -380,18 +299,19 @@ def test_scrolling_pages_of_100_histogram_tags_draws_every_chart(
     up = UpProcess(tmp_path)
     fill(up.db_url, shape, experiment="layers")
     context = browser.new_context(viewport=SCREEN)
-    warnings: list[str] = []
+    messages: list[str] = []
     try:
         with up:
             page = context.new_page()
-            page.on("console", lambda message: warnings.append(message.text))
+            page.on("console", lambda message: messages.append(message.text))
             board = Dashboard(page, up.dashboard_url)
             for slug in ("distributions", "histograms"):
                 board.open(f"exp=layers&live=0&page={slug}")
-                scroll_through(board, VISIBLE_PLOTS_DRAWN, None, slug)
+                scrolled = scroll_through(page, VISIBLE_PLOTS_DRAWN, None)
+                assert scrolled.stuck is None, f"{slug}: {scrolled.stuck}"
                 assert page.locator(".js-plotly-plot").count() == shape.histogram_tags
                 board.check(f"11-{slug}-100-tags", full_page=False)
     finally:
         context.close()
-    dropped = [w for w in warnings if "WebGL" in w]
+    dropped = [m for m in messages if "WebGL" in m]
     assert not dropped, dropped[:5]

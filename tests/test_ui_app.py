@@ -850,3 +850,27 @@ def test_a_read_only_token_gets_a_message_not_a_traceback(
     finally:
         handle.stop(grace=None)
         store.close()
+
+
+def test_the_run_picker_selects_all_none_or_runs_a_pattern_finds(
+    monkeypatch: pytest.MonkeyPatch, filled_server: str
+) -> None:
+    at = open_app(monkeypatch, filled_server, exp="vision")
+    at.text_input(key="w_run_pattern").input("^b").run()
+    assert_clean(at)
+    assert at.multiselect(key="w_runs").value == ["beta"]
+    assert board(at).run_names == ["beta"]
+    assert at.query_params["run"] == "beta"
+
+    next(b for b in at.button if b.label == "No runs").click().run()
+    assert at.multiselect(key="w_runs").value == []
+    assert not boards(at)
+    assert any("No runs selected" in i.value for i in at.info)
+
+    next(b for b in at.button if b.label == "All runs").click().run()
+    assert at.multiselect(key="w_runs").value == ["alpha", "beta"]
+    assert "run" not in at.query_params
+
+    at.text_input(key="w_run_pattern").input("(").run()
+    assert any("regular expression" in e.value for e in at.sidebar.error)
+    assert at.multiselect(key="w_runs").value == ["alpha", "beta"]  # unchanged

@@ -207,20 +207,20 @@ def test_run_colours_cycle_through_the_palette() -> None:
 
 
 def test_an_invalid_tag_filter_gives_a_message() -> None:
-    pattern, error = data.compile_tag_filter("loss(")
+    pattern, error = data.compile_pattern("loss(")
     assert pattern is None
     assert error is not None
     assert "regular expression" in error
 
 
 def test_tag_filter_searches_anywhere_in_the_tag() -> None:
-    pattern, error = data.compile_tag_filter("loss$")
+    pattern, error = data.compile_pattern("loss$")
     assert error is None
     assert data.filter_tags(["loss", "test/loss", "loss/extra", "accuracy"], pattern) == [
         "loss",
         "test/loss",
     ]
-    assert data.compile_tag_filter("  ") == (None, None)
+    assert data.compile_pattern("  ") == (None, None)
     assert data.filter_tags(["b", "a", "a"], None) == ["a", "b"]
 
 

@@ -18,7 +18,7 @@ from trainboard.errors import TrainboardError, Unavailable
 from trainboard.types import Run
 from trainboard_ui import state
 from trainboard_ui.cards import preload
-from trainboard_ui.data import compile_tag_filter, run_colours
+from trainboard_ui.data import compile_pattern, run_colours
 from trainboard_ui.live import LiveData
 from trainboard_ui.views import VIEWS, View, ViewContext
 
@@ -139,12 +139,13 @@ def _sidebar(
             ),
         )
         _colour_tags(runs)
+        _run_picker(names)
         st.text_input(
             "Tag filter",
             placeholder="regular expression, e.g. loss|acc",
             **state.bound("tags"),
         )
-        _, error = compile_tag_filter(selection.tags)
+        _, error = compile_pattern(selection.tags)
         if error:
             st.error(error, icon=":material/warning:")
         view = _view(selection.page)
@@ -166,6 +167,47 @@ def _sidebar(
             help="Read every series again from the server (after steps were re-logged).",
             on_click=data.clear,
         )
+
+
+RUN_PATTERN_KEY = "w_run_pattern"
+
+
+def _run_picker(names: Sequence[str]) -> None:
+    """For many runs: select every run, none, or those a regular expression finds
+    in their names (``re.search``); the runs multi-select shows the result."""
+    every, none = st.columns(2)
+    every.button(
+        "All runs",
+        icon=":material/select_all:",
+        type="tertiary",
+        on_click=state.change,
+        kwargs={"runs": None},
+    )
+    none.button(
+        "No runs",
+        icon=":material/deselect:",
+        type="tertiary",
+        on_click=state.change,
+        kwargs={"runs": ()},
+    )
+
+    def select_matching() -> None:
+        pattern, _ = compile_pattern(st.session_state[RUN_PATTERN_KEY])
+        if pattern is None:
+            return
+        picked = tuple(n for n in names if pattern.search(n))
+        state.update(runs=None if len(picked) == len(names) else picked)
+
+    st.text_input(
+        "Select runs by name",
+        placeholder="regular expression, e.g. lr=0\\.1",
+        help="Selects the runs whose names it finds; the runs above show the result.",
+        key=RUN_PATTERN_KEY,
+        on_change=select_matching,
+    )
+    _, error = compile_pattern(st.session_state.get(RUN_PATTERN_KEY, ""))
+    if error:
+        st.error(error, icon=":material/warning:")
 
 
 def _colour_tags(runs: Sequence[Run]) -> None:
@@ -220,7 +262,7 @@ def _page(server: str, slug: str, sidebar_runs: tuple[str, ...], drawn: tuple[st
         if tuple(names) != sidebar_runs:
             st.rerun()  # a run started or ended: the sidebar lists runs too
         chosen = set(selection.selected_names(names))
-        tag_filter, _ = compile_tag_filter(selection.tags)
+        tag_filter, _ = compile_pattern(selection.tags)
         context = ViewContext(
             server=server,
             selection=selection,

@@ -104,9 +104,10 @@ def _rgb(colour: str) -> tuple[int, int, int]:
 # --------------------------------------------------------------------- tags
 
 
-def compile_tag_filter(text: str) -> tuple[re.Pattern[str] | None, str | None]:
-    """The tag filter as a compiled regular expression, or ``(None, message)`` when
-    ``text`` is not a valid one. An empty filter gives ``(None, None)``: no filter."""
+def compile_pattern(text: str) -> tuple[re.Pattern[str] | None, str | None]:
+    """A filter (of tags, of run names) as a compiled regular expression, or
+    ``(None, message)`` when ``text`` is not a valid one. An empty filter gives
+    ``(None, None)``: no filter."""
     if not text.strip():
         return None, None
     try:

@@ -191,9 +191,14 @@ class Board {
     slider.setAttribute("aria-label", "Smoothing");
     const shown = document.createElement("output");
     slider.addEventListener("input", () => {
+      const before = this.smoothing;
       this.smoothing = Number(slider.value);
       shown.textContent = this.smoothing.toFixed(3);
-      this.redrawAll();
+      // Only the smoothed values change: new data into the same charts, unless
+      // smoothing was switched on or off (then the raw lines change style too).
+      const same = before > 0 === this.smoothing > 0;
+      for (const card of this.allCards()) if (same) card.resmooth();
+      else card.refresh();
     });
     slider.addEventListener("change", () => {
       this.setters.setStateValue("smoothing", Number(slider.value));
@@ -539,6 +544,18 @@ class Card {
     if (this.near && this.board.requested.has(this.tag)) this.draw();
   }
 
+  // New smoothed values into the chart as it is (no new canvas, axes or table).
+  resmooth() {
+    if (!this.plot) return this.refresh();
+    const { settings } = this.board.header;
+    const data = chartData(this.lines, this.board.smoothing, settings.log_y);
+    this.yRange = settings.ignore_outliers
+      ? outlierRange(this.lines.flatMap((l) => [l.values, l.smoothed]), settings.log_y)
+      : null;
+    this.plot.setData(data, true);
+    this.showValues(null, this.plot);
+  }
+
   draw() {
     const board = this.board;
     const { settings } = board.header;
@@ -577,13 +594,9 @@ class Card {
         spanGaps: false,
       });
     }
-    let yRange = null;
-    if (settings.ignore_outliers) {
-      yRange = outlierRange(
-        lines.flatMap((l) => [l.values, l.smoothed]),
-        logY,
-      );
-    }
+    this.yRange = settings.ignore_outliers
+      ? outlierRange(lines.flatMap((l) => [l.values, l.smoothed]), logY)
+      : null;
     const wall = settings.x_axis === "wall";
     const opts = {
       width: Math.max(this.area.clientWidth, 100),
@@ -594,7 +607,9 @@ class Card {
         x: { time: wall },
         y: {
           distr: logY ? 3 : 1,
-          ...(yRange ? { range: () => yRange } : {}),
+          ...(settings.ignore_outliers
+            ? { range: (u, lo, hi) => this.yRange || [lo, hi] }
+            : {}),
         },
       },
       axes: [
@@ -625,6 +640,7 @@ class Card {
     }
     this.el.dataset.state = "drawn";
     this.el.dataset.runs = String(this.lines.length);
+    this.el.dataset.draws = String(Number(this.el.dataset.draws || 0) + 1); // for benchmarks
   }
 
   // The table under the chart: per run, the point nearest the cursor (or the last
