@@ -94,12 +94,25 @@ VISIBLE_PLOTS_DRAWN = """
     (p) => (p.data || []).length > 0 && p.querySelectorAll(".main-svg .trace").length > 0);
 }
 """
+# The cards on screen and how often each has drawn (cheap: no pixels read).
+DRAWS_ON_SCREEN = """
+() => {
+  const out = new Map();
+  for (const host of document.querySelectorAll("*")) {
+    if (!host.shadowRoot) continue;
+    for (const card of host.shadowRoot.querySelectorAll(".card")) {
+      const box = card.getBoundingClientRect();
+      if (box.bottom > 0 && box.top < innerHeight) out.set(card, Number(card.dataset.draws || 0));
+    }
+  }
+  return out;
+}
+"""
 # Moves the smoothing slider to `value` and resolves with the milliseconds until
 # every card on screen has drawn again (the page's own clock).
 SMOOTHING_REDRAW_MS = f"""
 async (value) => {{
-  const before = new Map(({CARDS})().filter((c) => c.bottom > 0 && c.top < innerHeight)
-    .map((c) => [c.tag, c.draws]));
+  const before = ({DRAWS_ON_SCREEN})();
   let slider = null;
   for (const host of document.querySelectorAll("*"))
     if (host.shadowRoot && !slider) slider = host.shadowRoot.querySelector('input[type="range"]');
@@ -108,8 +121,7 @@ async (value) => {{
   slider.dispatchEvent(new Event("input"));
   for (;;) {{
     await new Promise((resolve) => requestAnimationFrame(resolve));
-    const now = ({CARDS})();
-    if ([...before].every(([tag, draws]) => now.some((c) => c.tag === tag && c.draws > draws)))
+    if ([...before].every(([card, draws]) => Number(card.dataset.draws) > draws))
       return performance.now() - start;
   }}
 }}

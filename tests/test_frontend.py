@@ -66,7 +66,7 @@ def node(script: str, payload: Any) -> Any:
         pytest.skip("node is not installed")
     prelude = (
         f"import {{ smooth }} from {json.dumps((SRC / 'smooth.js').as_uri())};\n"
-        "import { decode, outlierRange, chartData, formatValue } from "
+        "import { decode, outlierRange, segments, extents, formatValue } from "
         f"{json.dumps((SRC / 'cards.js').as_uri())};\n"
         "const input = JSON.parse(process.argv.at(-1));\n"
         "const f64 = (b64) =>\n"
@@ -145,21 +145,26 @@ def test_browser_outlier_range_is_the_python_one(log: bool) -> None:
     np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
-def test_runs_with_different_steps_share_one_x_axis_with_gaps_kept() -> None:
-    data = node(
-        "const lines = input.map(([x, y]) => ({ x: f64(x), values: f64(y) }));\n"
-        "const d = chartData(lines, 0, false);\n"
-        "const shown = (v) => (v === undefined ? 'u' : v);\n"
-        "console.log(JSON.stringify(d.map((a) => Array.from(a, shown))));",
+def test_non_finite_values_break_a_line_into_segments() -> None:
+    out = node(
+        "const y = f64(input.y);\n"
+        "console.log(JSON.stringify([segments(y, false), segments(y, true)]));",
+        {"y": encode([1.0, math.nan, 3.0, -2.0, 5.0, math.inf])},
+    )
+    assert out == [[[0, 1], [2, 5]], [[0, 1], [2, 3], [4, 5]]]  # log axis: -2 is a gap too
+
+
+def test_axes_span_every_run_and_both_raw_and_smoothed_values() -> None:
+    out = node(
+        "const lines = input.map(([x, y, s]) =>\n"
+        "  ({ x: f64(x), values: f64(y), smoothed: f64(s) }));\n"
+        "console.log(JSON.stringify(extents(lines, false)));",
         [
-            [encode([0, 10, 20]), encode([1.0, math.nan, 3.0])],
-            [encode([5, 10]), encode([7.0, 8.0])],
+            [encode([0, 10, 20]), encode([1.0, math.nan, 3.0]), encode([1.0, 1.5, 2.0])],
+            [encode([5, 30]), encode([math.nan, math.nan]), encode([math.nan, math.nan])],
         ],
     )
-    x, raw_a, _, raw_b, _ = data
-    assert x == [0, 5, 10, 20]
-    assert raw_a == [1.0, "u", None, 3.0]  # NaN: a gap (null); no point: spanned
-    assert raw_b == ["u", 7.0, 8.0, "u"]
+    assert out == [[0, 30], [1, 3], [1, 2], [None, None], [None, None]]
 
 
 def test_a_payload_decodes_in_javascript_to_what_python_packed() -> None:

@@ -118,29 +118,74 @@ function lowerBound(xs, x) {
 
 // ------------------------------------------------------------------ one chart's lines
 
-// A chart's data for uPlot: the union of every run's x values, and per run its raw
-// and smoothed y on that union (undefined where the run has no point: spanned;
-// null where its value is NaN/±Inf or not drawable on a log axis: a gap).
-export function chartData(lines, smoothing, logY) {
-  const all = [];
-  for (const line of lines) for (let i = 0; i < line.x.length; i++) all.push(line.x[i]);
-  const xs = Float64Array.from(all).sort();
-  let n = 0;
-  for (let i = 0; i < xs.length; i++) if (i === 0 || xs[i] !== xs[i - 1]) xs[n++] = xs[i];
-  const x = xs.subarray(0, n);
-  const data = [x];
-  for (const line of lines) {
-    line.smoothed = smoothing > 0 ? smooth(line.values, smoothing) : line.values;
-    const raw = new Array(n);
-    const smoothed = new Array(n);
-    for (let i = 0; i < line.x.length; i++) {
-      const at = lowerBound(x, line.x[i]);
-      raw[at] = drawable(line.values[i], logY);
-      smoothed[at] = drawable(line.smoothed[i], logY);
+// A chart's lines are drawn from each run's own points (runs rarely share the
+// steps a downsampled read keeps, and merging them onto one x axis multiplied the
+// work of every redraw by the number of runs). uPlot gets only each series'
+// extent, for its axes, and a path builder per series that draws the run's points.
+
+// Index ranges [start, end) of consecutive drawable points: NaN, ±Inf (and values
+// <= 0 on a log axis) break a line, as gaps.
+export function segments(ys, logY) {
+  const out = [];
+  let start = -1;
+  for (let i = 0; i <= ys.length; i++) {
+    const ok = i < ys.length && drawable(ys[i], logY) !== null;
+    if (ok && start < 0) start = i;
+    else if (!ok && start >= 0) {
+      out.push([start, i]);
+      start = -1;
     }
-    data.push(raw, smoothed);
   }
+  return out;
+}
+
+// uPlot's data for a chart: x = [lowest, highest] of every line's x, and per line
+// [lowest, highest] of its raw and of its smoothed values (null when it has none).
+export function extents(lines, logY) {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const line of lines) {
+    if (!line.x.length) continue;
+    lo = Math.min(lo, line.x[0]);
+    hi = Math.max(hi, line.x[line.x.length - 1]);
+  }
+  const data = [Number.isFinite(lo) ? [lo, hi] : [0, 1]];
+  for (const line of lines) data.push(range(line.values, logY), range(line.smoothed, logY));
   return data;
+}
+
+function range(ys, logY) {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = 0; i < ys.length; i++) {
+    const v = drawable(ys[i], logY);
+    if (v === null) continue;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return Number.isFinite(lo) ? [lo, hi] : [null, null];
+}
+
+// A uPlot path builder that draws `line[which]` against `line.x`, only the points
+// within the x range shown (plus one either side, so lines reach the edges).
+function linePath(line, which, logY) {
+  return (u) => {
+    const stroke = new Path2D();
+    const xs = line.x;
+    const ys = line[which];
+    const from = Math.max(lowerBound(xs, u.scales.x.min) - 1, 0);
+    const to = Math.min(lowerBound(xs, u.scales.x.max) + 1, xs.length);
+    for (const [start, end] of segments(ys.subarray(from, to), logY)) {
+      stroke.moveTo(u.valToPos(xs[from + start], "x", true), u.valToPos(ys[from + start], "y", true));
+      for (let i = from + start + 1; i < from + end; i++)
+        stroke.lineTo(u.valToPos(xs[i], "x", true), u.valToPos(ys[i], "y", true));
+    }
+    return { stroke, fill: null, clip: null, band: null, gaps: null, flags: 0 };
+  };
+}
+
+function smoothedValues(line, weight) {
+  return weight > 0 ? smooth(line.values, weight) : line.values;
 }
 
 function drawable(v, logY) {
@@ -197,8 +242,19 @@ class Board {
       // Only the smoothed values change: new data into the same charts, unless
       // smoothing was switched on or off (then the raw lines change style too).
       const same = before > 0 === this.smoothing > 0;
-      for (const card of this.allCards()) if (same) card.resmooth();
-      else card.refresh();
+      const redraw = (card) => (same ? card.resmooth() : card.refresh());
+      // Cards on screen now; those drawn just off screen right after, so that
+      // moving the slider stays fluid with many charts near the screen.
+      // (Where each card is, read for all first: reading a place after a redraw
+      // changed the page would lay the whole page out again, card after card.)
+      const cards = [...this.allCards()].map((card) => [card, card.plot && card.onScreen()]);
+      const later = [];
+      for (const [card, onScreen] of cards) {
+        if (onScreen || (!card.plot && !same)) redraw(card);
+        else if (card.plot) later.push(card);
+      }
+      clearTimeout(this.smoothTimer);
+      this.smoothTimer = setTimeout(() => later.forEach(redraw), 0);
     });
     slider.addEventListener("change", () => {
       this.setters.setStateValue("smoothing", Number(slider.value));
@@ -515,6 +571,11 @@ class Card {
     this.pinnedCopy = pinned;
   }
 
+  onScreen() {
+    const box = this.el.getBoundingClientRect();
+    return box.bottom > 0 && box.top < innerHeight;
+  }
+
   height() {
     return this.focus ? FOCUS_HEIGHT : (SIZES[this.board.size] || SIZES.M).height;
   }
@@ -548,7 +609,8 @@ class Card {
   resmooth() {
     if (!this.plot) return this.refresh();
     const { settings } = this.board.header;
-    const data = chartData(this.lines, this.board.smoothing, settings.log_y);
+    for (const line of this.lines) line.smoothed = smoothedValues(line, this.board.smoothing);
+    const data = extents(this.lines, settings.log_y);
     this.yRange = settings.ignore_outliers
       ? outlierRange(this.lines.flatMap((l) => [l.values, l.smoothed]), settings.log_y)
       : null;
@@ -573,7 +635,8 @@ class Card {
     }
     this.area.textContent = "";
     const logY = settings.log_y;
-    const data = chartData(lines, board.smoothing, logY);
+    for (const line of lines) line.smoothed = smoothedValues(line, board.smoothing);
+    const data = extents(lines, logY);
     const smoothed = board.smoothing > 0;
     const series = [{}];
     for (const line of lines) {
@@ -583,7 +646,7 @@ class Card {
         width: smoothed ? 1 : 1.75,
         show: true,
         points: { show: false },
-        spanGaps: false,
+        paths: linePath(line, "values", logY),
       });
       series.push({
         label: line.run.name,
@@ -591,7 +654,7 @@ class Card {
         width: 1.75,
         show: smoothed,
         points: { show: false },
-        spanGaps: false,
+        paths: linePath(line, "smoothed", logY),
       });
     }
     this.yRange = settings.ignore_outliers
@@ -623,7 +686,6 @@ class Card {
       },
     };
     this.plot = new uPlot(opts, data, this.area);
-    this.x = data[0];
     this.showValues(null, this.plot);
     const odd = lines
       .map((l) => [l.run.name, l.values.reduce((n, v) => n + (Number.isFinite(v) ? 0 : 1), 0)])
@@ -646,7 +708,8 @@ class Card {
   // The table under the chart: per run, the point nearest the cursor (or the last
   // point when the cursor is elsewhere): smoothed value, value, step, relative time.
   showValues(idx, u) {
-    const at = idx === null || idx === undefined ? null : this.x[idx];
+    const left = u.cursor.left;
+    const at = idx === null || idx === undefined || !(left >= 0) ? null : u.posToVal(left, "x");
     const rows = [];
     for (const line of this.lines) {
       let i = line.x.length - 1;
@@ -669,14 +732,13 @@ class Card {
       })
       .join("");
     this.table.innerHTML = head + body;
-    void u;
   }
 
   downloadCsv() {
     const { lines } = this.board.lines(this.tag);
     const parts = ["run,step,wall_time,value,smoothed\n"];
     for (const line of lines) {
-      const smoothed = this.board.smoothing > 0 ? smooth(line.values, this.board.smoothing) : line.values;
+      const smoothed = smoothedValues(line, this.board.smoothing);
       const run = csvField(line.run.name);
       for (let i = 0; i < line.steps.length; i++)
         parts.push(`${run},${line.steps[i]},${line.wall[i]},${csvNumber(line.values[i])},${csvNumber(smoothed[i])}\n`);

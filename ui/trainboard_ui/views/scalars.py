@@ -24,7 +24,7 @@ MAX_POINTS = 800
 FOCUS_MAX_POINTS = 4000
 #: Cards whose data comes with the page's first payload (about the first screen);
 #: the browser asks for the others as they come near the screen.
-FIRST_CARDS = 9
+FIRST_CARDS = 2
 
 _FEED_KEY = "trainboard.feed"
 
