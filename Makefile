@@ -60,7 +60,7 @@ frontend:
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-output
 
-# Trainboard side by side with tensorboardX/TensorBoard and MLflow (python -m bench.compare),
+# Trainboard side by side with tensorboardX/TensorBoard, MLflow and Trackio (bench.compare, bench.browser),
 # in a virtualenv of its own so that the peers never enter .venv. No torch: none of the
 # peers requires it, and the check below fails the target if a range ever pulls it in.
 BENCH_VENV := .venv-bench
@@ -70,11 +70,15 @@ BENCH_STAMP := $(BENCH_VENV)/.installed-$(shell cat pyproject.toml | sha1sum | c
 $(BENCH_STAMP): pyproject.toml
 	test -x $(BENCH_PY) || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_PY) -m pip install -q --upgrade pip
-	$(BENCH_PY) -m pip install -q -e '.[all]' mlflow tensorboard tensorboardX
+	$(BENCH_PY) -m pip install -q -e '.[all]' mlflow tensorboard tensorboardX trackio playwright
 	! $(BENCH_PY) -m pip show -q torch 2>/dev/null || { echo "torch was pulled into $(BENCH_VENV)"; exit 1; }
 	rm -f $(BENCH_VENV)/.installed-*
 	touch $@
 
-.PHONY: bench
+.PHONY: bench bench-browser
 bench: $(BENCH_STAMP)
 	$(BENCH_PY) -m bench.compare $(BENCH_ARGS)
+
+# The dashboard in Chromium beside TensorBoard and Trackio (python -m bench.browser).
+bench-browser: $(BENCH_STAMP)
+	$(BENCH_PY) -m bench.browser $(BENCH_ARGS)

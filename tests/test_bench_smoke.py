@@ -52,6 +52,20 @@ def test_benchmark_runs_quick_and_prints_its_ratio(name: str) -> None:
     assert "machine:" in done.stdout, output
 
 
+def test_the_browser_benchmark_runs_quick_with_or_without_its_peers() -> None:
+    pytest.importorskip("playwright")
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("/usr/bin/chromium is not installed")
+    done = run_quick("bench.browser")
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "(a) launch to the first chart" in done.stdout, output
+    for case in ("(b) navigate", "(c) smoothing redraw", "scale: every chart"):
+        assert re.search(rf"^check {re.escape(case)}.*(PASS|FAIL)$", done.stdout, re.M), output
+    # Without TensorBoard or Trackio in this environment their comparisons say SKIP.
+    assert RATIO_LINE.search(done.stdout) or "SKIP" in done.stdout, output
+
+
 def test_stolen_time_is_a_share_of_the_cpu_time_between_two_reads(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
