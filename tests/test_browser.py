@@ -215,6 +215,13 @@ def _scalars(board: Dashboard, runs: set[str]) -> None:
     expect_cards_drawn(board, len(runs), cards=4)
     assert "focus=" not in url(board)
 
+    with page.expect_download() as download:
+        page.get_by_role("button", name="CSV").first.click()
+    lines = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "run,step,wall_time,value,smoothed"
+    assert {line.split(",")[0] for line in lines[1:]} == runs
+    assert download.value.suggested_filename.endswith(".csv")
+
     board.act(page.get_by_role("button", name="Pin").nth(1).click)
     assert "pin=" in url(board)
     pinned = board.page.evaluate(CARDS)

@@ -423,7 +423,7 @@ class Board {
       const grid = document.createElement("div");
       grid.className = "grid";
       for (const tag of tags) {
-        const card = new Card(this, tag, { pinned: into === this.pinnedCards });
+        const card = new Card(this, tag);
         into.set(tag, card);
         grid.appendChild(card.el);
         this.observer.observe(card.el);
@@ -523,7 +523,7 @@ function button(text, icon, onClick) {
 // ------------------------------------------------------------------ one card
 
 class Card {
-  constructor(board, tag, { focus = false, pinned = false } = {}) {
+  constructor(board, tag, { focus = false } = {}) {
     this.board = board;
     this.tag = tag;
     this.focus = focus;
@@ -568,7 +568,6 @@ class Card {
     el.append(head, this.area, values, this.note);
     this.el = el;
     this.resize();
-    this.pinnedCopy = pinned;
   }
 
   onScreen() {
