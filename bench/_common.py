@@ -11,6 +11,7 @@ a ratio is taken per round, between neighbours, before the median is taken.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import resource
@@ -447,6 +448,22 @@ def _port_open(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def stop_group(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """Stops a child started in its own process group, and whatever it started:
+    SIGTERM to the group, SIGKILL after ``grace`` seconds; then SIGKILL to what is
+    left of the group (children that outlived their leader)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def _terminate(process: subprocess.Popen[bytes], grace: float = 20.0) -> int:

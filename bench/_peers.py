@@ -24,11 +24,9 @@ peer's SVG renderer (TensorBoard's ``?forceSVG=true``, or no WebGL; Vega's
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
 import shutil
-import signal
 import struct
 import subprocess
 import sys
@@ -43,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bench._common import stop_group
 from bench._fill import Shape, curve, run_name, tag_name
 
 if TYPE_CHECKING:
@@ -341,21 +340,6 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Stops ``process``'s whole group: SIGTERM, then SIGKILL after 10 s."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=10.0)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    # Children that outlived the leader (TensorBoard's data server) go too.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
 def time_launch(
     browser: Browser,
     command: list[str],
@@ -406,7 +390,7 @@ def time_launch(
         ok = True
         return elapsed
     finally:
-        _stop(process)
+        stop_group(process)
         if ok:
             shutil.rmtree(logs, ignore_errors=True)
 

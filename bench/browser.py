@@ -35,7 +35,6 @@ import contextlib
 import functools
 import importlib.util
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -57,6 +56,7 @@ from bench._common import (
     print_header,
     print_table,
     rounds_for,
+    stop_group,
     timing_rows,
 )
 from bench._fill import Shape, fill
@@ -106,14 +106,7 @@ def started(command: Sequence[str], log: Path, env: dict[str, str] | None = None
     try:
         yield
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process)
 
 
 def wait_http(url: str, timeout: float = 120.0) -> None:

@@ -8,7 +8,7 @@ arrays and DataFrames back, ready to draw. Everything here is unit-tested on its
 - the time axis of a chart: step, relative time or wall time;
 - scalar lines: raw and smoothed values (``trainboard.smooth``), the y-range that
   ignores outliers, and the CSV table of what a chart shows;
-- distributions: TensorBoard's bands over steps (``Histogram.bands()``, SPEC §6);
+- distributions: TensorBoard's bands over steps (``Histogram.bands()``);
 - histograms: slices sampled evenly over steps, rebinned onto shared edges;
 - the runs table: status, tags, start, duration, params and last scalar values.
 """
@@ -234,7 +234,7 @@ def scalar_lines(
 ) -> tuple[list[ScalarLine], str]:
     """The lines of one chart and its x-axis title.
 
-    Smoothing is ``trainboard.smooth`` (SPEC §9) with ``weight``; relative times
+    Smoothing is ``trainboard.smooth`` with ``weight``; relative times
     count from each run's start and share one unit per chart.
     """
     unit, unit_name = 1.0, "s"
@@ -317,7 +317,7 @@ def csv_file_name(tag: str) -> str:
 def distribution_frame(histograms: Sequence[Histogram]) -> pd.DataFrame:
     """TensorBoard's distribution over steps: one row per histogram with its step,
     wall time and the values at the nine basis points (:data:`BAND_COLUMNS`, low to
-    high), by linear interpolation inside the buckets (SPEC §6). A histogram with
+    high), by linear interpolation inside the buckets. A histogram with
     no finite values gives a row of NaN bands."""
     bands = (
         np.vstack([h.bands() for h in histograms])

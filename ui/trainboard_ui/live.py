@@ -5,7 +5,7 @@ experiment's runs and the selected runs' tags (small calls: each tag carries its
 last stored step); a series is read again only when its tag's last step moved past
 the cached one, and then only its new steps (``min_step`` = cached last step + 1),
 which are appended to the cached arrays. The first read of a series is
-downsampled on the server (``max_points``, SPEC §7); appended points come as they
+downsampled on the server (``max_points``); appended points come as they
 are, so once a series holds more than :data:`COMPACT_FACTOR` times ``max_points`` it
 is read whole again, downsampled afresh.
 
