@@ -16,6 +16,8 @@ import math
 import os
 import shutil
 import subprocess
+import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -252,3 +254,19 @@ def test_a_feed_loads_the_first_cards_and_those_asked_for() -> None:
     assert feed.to_load(tags, 3) == ["t0", "t1", "t2"]
     feed.want(["t15", "t2", 5])  # type: ignore[list-item]  # what a browser may send
     assert feed.to_load(tags, 3) == ["t0", "t1", "t2", "t15"]
+
+
+def test_the_wheel_ships_the_built_front_end(tmp_path: Path) -> None:
+    """What `pip install trainboard` users run needs no Node: the build is inside."""
+    root = FRONTEND_SOURCE.parents[1]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(root)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("trainboard-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in ("cards.js", "cards.css", "LICENSE-uplot"):
+        assert f"trainboard_ui/static/{name}" in names
+    assert not any("node_modules" in n or n.startswith("frontend/") for n in names)
