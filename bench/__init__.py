@@ -1,4 +1,4 @@
-"""Trainboard's benchmarks (SPEC §11). Not tests: each prints a table of figures.
+"""Trainboard's benchmarks (docs/design.md). Not tests: each prints a table of figures.
 
 Run them from the repository root::
 

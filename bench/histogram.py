@@ -8,12 +8,12 @@ subprocess on a SQLite file) and in ``SummaryWriter(logdir).add_histogram("w", a
 distributed). Each call is timed on its own; after each call the client is flushed
 (untimed) so that its background summary of one call does not compete with the next
 timed call, as when a trainer logs a histogram every few hundred steps. Figures are the
-median over the calls of a round, then over interleaved rounds. Target (SPEC §11):
+median over the calls of a round, then over interleaved rounds. Target (README):
 Trainboard's caller blocked at least 10x shorter.
 
 It also prints the size on the wire of one summary of ``a``
 (``trainboard.wire.summary_to_pb(trainboard.histogram.summarize(a)).ByteSize()``, 64
-buckets), which SPEC §6 caps at 1 KiB.
+buckets), which the target caps at 1 KiB.
 
 Run from the repository root::
 

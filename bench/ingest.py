@@ -17,7 +17,7 @@ What it measures, in points per second, as the median over interleaved rounds:
   3, ``set_types``) of the same rows into the same table shape (``step BIGINT``, as
   SQLite's INTEGER is 64-bit), then commit.
 
-Targets (SPEC §11): Trainboard at least 3x each baseline. PostgreSQL is at
+Targets (README): Trainboard at least 3x each baseline. PostgreSQL is at
 127.0.0.1:5432 (``--postgres`` to change); the benchmark creates two uniquely named
 databases there and drops them at the end. Without a PostgreSQL the PostgreSQL half is
 skipped (SKIP; a failure with ``--strict``).

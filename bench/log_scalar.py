@@ -6,7 +6,7 @@ subprocess on a SQLite file in a temporary directory) and in
 ``SummaryWriter(logdir).add_scalar(tag, value, step)`` (tensorboardX), per call, as the
 median over interleaved rounds. Only the caller's time is timed: after each round
 the client is flushed (untimed) so that its queue never fills and its background
-sender is idle when the next round starts. Target (SPEC §11): Trainboard at least
+sender is idle when the next round starts. Target (README): Trainboard at least
 100x cheaper.
 
 Run from the repository root::

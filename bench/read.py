@@ -4,7 +4,7 @@ What it measures: the time of ``Reader.scalars(run_id, tag, max_points=2000)`` a
 a Trainboard server subprocess on a SQLite file holding one 1,000,000-point series,
 for the FIRST read of that series: the server process is restarted before every timed
 read, so nothing cached in the server helps (the operating system's page cache may).
-The Reader is connected (one health check) before the clock starts. Target (SPEC §11):
+The Reader is connected (one health check) before the clock starts. Target (README):
 a median under 50 ms. A second read on the same server is shown for information.
 
 Baseline, for a ratio measured in the same run: a bare ``sqlite3``

@@ -1,4 +1,4 @@
-"""Read-side series helpers: last-write resolution, SPEC §7 downsampling, even sampling."""
+"""Read-side series helpers: last-write resolution, downsampling, even sampling."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ INF = math.inf
 
 
 def reference_keep(steps: np.ndarray, values: np.ndarray, n_buckets: int) -> set[int]:
-    """What SPEC §7 keeps with `n_buckets` buckets of equal step width, point by point.
+    """What downsampling keeps with `n_buckets` buckets of equal step width, point by point.
 
     Bucket of step s: floor((s - first) * n_buckets / span), the last step going into
     the last bucket. Exact in Python integers.

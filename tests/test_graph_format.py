@@ -1,4 +1,4 @@
-"""Graph node lists (SPEC §8): what validate_graph accepts and the errors it gives."""
+"""Graph node lists (docs/design.md): what validate_graph accepts and the errors it gives."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Histogram compression (SPEC §6): summaries, snapshots and distribution bands."""
+"""Histogram compression (docs/design.md): summaries, snapshots and distribution bands."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def finite_of(values: np.ndarray) -> np.ndarray:
 
 
 def assert_consistent(summary: HistogramSummary, values: object, buckets: int) -> None:
-    """The invariants of SPEC §6 for a summary of ``values``."""
+    """The invariants (docs/design.md) of a summary of ``values``."""
     flat = np.asarray(values).reshape(-1)
     wide = flat.astype(np.float64)
     finite = wide[np.isfinite(wide)]
@@ -391,7 +391,7 @@ def _distribution(name: str, size: int) -> np.ndarray:
         return generator.lognormal(0.0, 1.0, size)
     if name == "exponential":
         return generator.exponential(0.01, size)
-    if name == "softmax":  # most mass near 0, a smaller peak near 1 (SPEC §1.5)
+    if name == "softmax":  # most mass near 0, a smaller peak near 1 (docs/design.md, point 5)
         logits = generator.normal(0.0, 3.0, (size // 10, 10))
         e = np.exp(logits - logits.max(axis=1, keepdims=True))
         probabilities: np.ndarray = (e / e.sum(axis=1, keepdims=True)).reshape(-1)

@@ -1,4 +1,4 @@
-"""TensorBoard's debiased exponential moving average (SPEC §9)."""
+"""TensorBoard's debiased exponential moving average (docs/design.md)."""
 
 from __future__ import annotations
 

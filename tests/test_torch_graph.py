@@ -1,4 +1,4 @@
-"""Capturing the graph of a torch module (SPEC §8, extra [torch])."""
+"""Capturing the graph of a torch module (docs/design.md; extra [torch])."""
 
 from __future__ import annotations
 

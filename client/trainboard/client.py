@@ -288,7 +288,7 @@ class Client:
     ) -> None:
         """Logs the distribution of a tensor of any shape (numpy array, torch
         tensor, or a list). The caller pays only for a snapshot (a copy, made on
-        a torch tensor's own device); the summary of SPEC §6 is computed in the
+        a torch tensor's own device); the summary (docs/design.md) is computed in the
         background."""
         if self._closed:
             raise RuntimeError("this Client is closed")

@@ -1,4 +1,4 @@
-"""The demo trainer: TensorBoard's debugging walkthrough (SPEC §1) on real data.
+"""The demo trainer: TensorBoard's debugging walkthrough (docs/design.md) on real data.
 
 A softmax classifier ``y = softmax(x @ W + b)`` learns scikit-learn's digits data set
 (8x8 images of handwritten digits, shipped inside the package: no download) by
@@ -202,7 +202,7 @@ def _node(
 
 
 def softmax_graph(learning_rate: float | None = None) -> list[GraphNode]:
-    """The graph of the softmax classifier and its training step (SPEC §1 point 6).
+    """The graph of the softmax classifier and its training step (docs/design.md, point 6).
 
     Nodes come in topological order (inputs first). The forward pass is ``x`` and
     ``layer/W`` into ``layer/matmul``, ``+ layer/b``, ``layer/softmax`` into ``y``; the

@@ -1,4 +1,4 @@
-"""Graph node lists (SPEC §8): normalising and validating them.
+"""Graph node lists (docs/design.md): normalising and validating them.
 
 Pure functions shared by the SDK (at the call site) and the server (on SetGraph).
 """

@@ -1,4 +1,4 @@
-"""Histogram compression (SPEC §6): a tensor of any shape to a small summary.
+"""Histogram compression (docs/design.md): a tensor of any shape to a small summary.
 
 Logging a histogram happens in two halves so that the trainer's thread pays only
 for a copy:

@@ -161,7 +161,7 @@ class Reader:
         )
 
     def graph(self, run_id: int) -> list[GraphNode] | None:
-        """The run's graph (the node list of SPEC §8), or None."""
+        """The run's graph (the node list of docs/design.md), or None."""
         return self._store.get_graph(run_id)
 
     # ------------------------------------------------------------ housekeeping

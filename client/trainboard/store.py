@@ -26,7 +26,7 @@ Data model
 - A scalar *point* is keyed by (run, tag, step) and carries a wall time and a
   float64 value. Writing a key again replaces the point: the last write wins,
   within a batch as across batches. NaN, +Inf and -Inf are stored exactly.
-- A histogram point is keyed the same way and carries a summary (SPEC §6);
+- A histogram point is keyed the same way and carries a summary (docs/design.md);
   writing it again replaces it.
 - A graph is a node list stored once per run; setting it again replaces it.
 - A *batch* carries (client_id, sequence); a client's sequence numbers rise
@@ -110,7 +110,7 @@ class Store(Protocol):
         limit: int | None = None,
     ) -> ScalarSeries | None:
         """The series sorted by step, last writes resolved, downsampled to at
-        most ``max_points`` points as SPEC §7 says; ``None`` if the run has no
+        most ``max_points`` points as docs/design.md says; ``None`` if the run has no
         such scalar tag. Without ``max_points``, ``limit`` pages the read: at
         most that many points, the first ones of the range, with ``next_step``
         set to where the rest starts (``total`` then counts the page)."""

@@ -1,4 +1,4 @@
-"""Capturing the graph of a ``torch.nn.Module`` as a node list (SPEC §8).
+"""Capturing the graph of a ``torch.nn.Module`` as a node list (docs/design.md).
 
 A pure payload builder: ``capture(module, example_input)`` traces the module with
 ``torch.fx`` symbolic tracing, runs it once on the example input to learn every

@@ -112,7 +112,7 @@ class ScalarColumns:
 
 @dataclass(frozen=True, slots=True)
 class HistogramSummary:
-    """A compressed histogram (SPEC §6).
+    """A compressed histogram (docs/design.md).
 
     ``count`` counts every element; ``nan_count``, ``posinf_count`` and
     ``neginf_count`` the non-finite ones; ``bucket_counts`` are equal-width
@@ -153,7 +153,7 @@ class HistogramSummary:
         return np.linspace(self.min, self.max, len(self.bucket_counts) + 1)
 
     def bands(self) -> np.ndarray:
-        """Values at TensorBoard's nine basis points, low to high (SPEC §6)."""
+        """Values at TensorBoard's nine basis points, low to high (docs/design.md)."""
         from trainboard.histogram import bands
 
         return bands(self)
@@ -255,7 +255,7 @@ class WriteResult:
 
 @dataclass(frozen=True, slots=True)
 class GraphNode:
-    """One node of a model graph (SPEC §8).
+    """One node of a model graph (docs/design.md).
 
     ``name`` uses ``/`` between scopes (``gradients/softmax_grad``); ``inputs``
     name other nodes of the same graph; ``shape`` is the output shape (``-1`` for

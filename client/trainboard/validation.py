@@ -161,7 +161,7 @@ def params_from_json(text: str, field: str = "params_json") -> dict[str, Any]:
 
 
 def check_summary(summary: HistogramSummary, field: str = "summary") -> HistogramSummary:
-    """A histogram summary that is consistent (SPEC §6): counts are integers in
+    """A histogram summary that is consistent (docs/design.md): counts are integers in
     [0, 2**63), at least one element; at most 512 buckets holding exactly the
     finite values; min and max finite with min <= max; sum and sum_squares not
     NaN (they may overflow to ±inf for huge values). Returns it with plain

@@ -1,4 +1,4 @@
-"""Tokens: who may read and who may write (SPEC §10).
+"""Tokens: who may read and who may write (docs/design.md).
 
 A tokens file holds one ``write TOKEN`` or ``read TOKEN`` a line (blank lines and
 ``#`` comments allowed). A client sends its token as ``authorization: Bearer

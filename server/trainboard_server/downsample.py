@@ -1,4 +1,4 @@
-"""Pure numpy helpers for the read side of scalar and histogram series (SPEC §5, §7).
+"""Pure numpy helpers for the read side of scalar and histogram series (docs/design.md).
 
 Nothing here touches the database or the wire: the store hands in packed arrays and
 gets packed arrays or index arrays back.
@@ -23,7 +23,8 @@ Int64Array = npt.NDArray[np.int64]
 Float64Array = npt.NDArray[np.float64]
 Chunk = tuple[np.ndarray, np.ndarray, np.ndarray]
 
-# SPEC §7 keeps at most 4 points per bucket (first, last, min, max) for finite data...
+# Downsampling (docs/design.md) keeps at most 4 points per bucket (first, last, min,
+# max) for finite data...
 _POINTS_PER_BUCKET = 4
 # ...and up to 7 once the bucket's first NaN, +Inf and -Inf are added.
 _MAX_POINTS_PER_BUCKET = 7
@@ -112,7 +113,7 @@ def downsample_indices(steps: np.ndarray, values: np.ndarray, max_points: int) -
     ``max_points`` of them; every index when the series has no more than ``max_points``
     points or when ``max_points <= 0`` (no limit, as ``ReadScalars`` with ``max_points=0``).
 
-    As SPEC §7 says, the step range ``[steps[0], steps[-1]]`` is cut into buckets of equal
+    As docs/design.md says, the step range ``[steps[0], steps[-1]]`` is cut into buckets of equal
     step width, and each bucket keeps its first and last point, the first point holding
     the minimum and the first holding the maximum of its finite values, and its first
     NaN, first +Inf and first -Inf if it has any. So the series' first and last points

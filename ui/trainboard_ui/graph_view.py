@@ -1,4 +1,4 @@
-"""The graph page's logic, apart from Streamlit (SPEC §8): scopes collapsed into
+"""The graph page's logic, apart from Streamlit (docs/design.md): scopes collapsed into
 boxes, auxiliary parts moved aside, Graphviz DOT drawn bottom-up, node details and
 search.
 

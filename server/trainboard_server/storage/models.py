@@ -4,7 +4,7 @@ These describe the tables; the Alembic migrations (``trainboard_server/migration
 create them, and a test checks that the two agree. Rows never leave the storage
 package: the store converts them to ``trainboard.types`` objects.
 
-Layout (SPEC §5):
+Layout (docs/design.md):
 
 - ``experiments``: a name per experiment.
 - ``runs``: unique (experiment, name); params as JSON text; times as float epoch seconds.

@@ -1,4 +1,4 @@
-"""Scalar series stored in chunks of packed arrays (SPEC §5).
+"""Scalar series stored in chunks of packed arrays (docs/design.md).
 
 Write: a batch's points per tag are first resolved (sorted by step, the last
 occurrence of a step winning), so every chunk holds strictly increasing steps. A
