@@ -52,7 +52,17 @@ def assert_consistent(summary: HistogramSummary, values: object, buckets: int) -
     if summary.min == summary.max:
         assert summary.bucket_counts == (finite.size,)
     else:
-        assert len(summary.bucket_counts) == buckets
+        # At most `buckets` buckets (fewer when values repeat), between edges that
+        # run from min to max, holding what numpy's histogram puts between them.
+        edges = summary.bucket_edges()
+        assert 1 <= len(summary.bucket_counts) <= buckets
+        assert len(edges) == len(summary.bucket_counts) + 1
+        assert edges[0] == summary.min
+        assert edges[-1] == summary.max
+        assert np.all(edges[1:] > edges[:-1])
+        with np.errstate(over="ignore", invalid="ignore"):
+            expected, _ = np.histogram(finite, bins=edges)
+        assert summary.bucket_counts == tuple(expected.tolist())
         assert summary.bucket_counts[0] >= 1  # min is in the first bucket
         assert summary.bucket_counts[-1] >= 1  # max is in the last
     with np.errstate(over="ignore"):
@@ -70,8 +80,28 @@ def bucket_width(summary: HistogramSummary) -> float:
     return summary.max / n - summary.min / n  # no overflow for huge ranges
 
 
+def assert_bands_are_numpys(summary: HistogramSummary, values: np.ndarray) -> None:
+    """The bands are numpy's percentiles of the finite values, to float rounding
+    (where numpy's own arithmetic overflows, on ranges wider than the largest float,
+    between the two order statistics around the rank)."""
+    finite = finite_of(values)
+    result = bands(summary)
+    q = np.asarray(BASIS_POINTS) / 100.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        exact = np.percentile(finite, q)
+    low = np.percentile(finite, q, method="lower")
+    high = np.percentile(finite, q, method="higher")
+    ok = np.isfinite(exact)
+    np.testing.assert_allclose(result[ok], exact[ok], rtol=1e-12, atol=1e-300)
+    assert np.all((result[~ok] >= low[~ok]) & (result[~ok] <= high[~ok]))
+    assert result[0] == summary.min
+    assert result[-1] == summary.max
+    assert np.all(result[1:] >= result[:-1])
+
+
 def assert_bands_near_numpy(summary: HistogramSummary, values: np.ndarray) -> None:
-    """Each band is within one bucket width of numpy's exact percentile.
+    """Each band derived from the buckets (summaries without exact bands) is within
+    one bucket width of numpy's exact percentile.
 
     With linear interpolation numpy may land anywhere between the two order
     statistics around a rank; the band lies within a bucket of one of them, so the
@@ -104,17 +134,39 @@ def test_summary_counts_every_element_and_bins_the_finite_ones() -> None:
 
 
 @pytest.mark.parametrize("buckets", [1, 2, 7, 64, 512])
-def test_buckets_are_equal_width_over_min_and_max(buckets: int) -> None:
+def test_buckets_hold_what_lies_between_the_edges_they_report(buckets: int) -> None:
     values = rng().standard_normal(50_000)
     summary = summarize(values, buckets)
-    expected, _ = np.histogram(values, bins=buckets, range=(values.min(), values.max()))
+    expected, _ = np.histogram(values, bins=summary.bucket_edges())
     assert summary.bucket_counts == tuple(expected.tolist())
+    assert len(summary.bucket_counts) == buckets  # distinct values: no edges merged
+
+
+def test_buckets_follow_the_data_so_an_outlier_cannot_squash_the_bulk() -> None:
+    values = np.append(rng().standard_normal(1_000_000), 1000.0).astype(np.float32)
+    summary = summarize(values)
+    edges = summary.bucket_edges()
+    # The bulk keeps almost every bucket; the outlier shares the last one with at
+    # most the largest few bulk values.
+    assert np.count_nonzero(edges < 6.0) >= DEFAULT_BUCKETS - 1
+    assert summary.bucket_counts[-1] <= 3
+    assert summary.bands()[4] == pytest.approx(float(np.median(values)), abs=1e-9)
 
 
 def test_the_max_goes_in_the_last_bucket() -> None:
-    values = np.arange(65, dtype=np.float32)  # edges fall on the integers 0..64
+    values = np.arange(65, dtype=np.float32)
     summary = summarize(values, 64)
-    assert summary.bucket_counts == (1,) * 63 + (2,)
+    assert summary.bucket_counts[-1] >= 1
+    assert summary.bucket_edges()[-1] == 64.0
+    assert sum(summary.bucket_counts) == 65
+
+
+def test_repeated_values_merge_edges_into_fewer_buckets() -> None:
+    values = np.array([0.0] * 900 + [1.0] * 100)  # a ReLU-like spike at 0
+    summary = summarize(values, 64)
+    up, down = np.nextafter(0.0, 1.0), np.nextafter(1.0, 0.0)
+    assert summary.bucket_edges().tolist() == [0.0, up, down, 1.0]  # a bucket for each
+    assert summary.bucket_counts == (900, 0, 100)
 
 
 def test_non_finite_values_are_counted_not_binned() -> None:
@@ -183,12 +235,14 @@ def test_bucket_count_out_of_range_is_rejected(buckets: Any, error: type[Excepti
 
 def test_float64_range_wider_than_the_largest_float_is_binned() -> None:
     big = np.finfo(np.float64).max
-    summary = summarize(np.array([-big, 0.0, big, big]), 64)
+    values = np.array([-big, 0.0, big, big])
+    summary = summarize(values, 64)
     assert (summary.min, summary.max) == (-big, big)
+    assert np.all(np.isfinite(summary.bucket_edges()))
     assert summary.bucket_counts[0] == 1
-    assert summary.bucket_counts[32] == 1  # 0 sits on the middle edge
-    assert summary.bucket_counts[-1] == 2
+    assert summary.bucket_counts[-1] >= 2
     assert sum(summary.bucket_counts) == 4
+    assert_consistent(summary, values, 64)
 
 
 def test_subnormal_range_is_binned() -> None:
@@ -201,7 +255,8 @@ def test_integer_values_are_summarised_as_float64() -> None:
     values = np.array([[1, 2, 3], [4, 5, 1000]], dtype=np.int64)
     summary = summarize(values, 4)
     assert (summary.count, summary.min, summary.max, summary.sum) == (6, 1.0, 1000.0, 1015.0)
-    assert summary.bucket_counts == (5, 0, 0, 1)
+    assert_consistent(summary, values, 4)
+    assert_bands_are_numpys(summary, values)
     assert_consistent(summarize(np.arange(256, dtype=np.uint8)), np.arange(256), 64)
 
 
@@ -402,7 +457,7 @@ def _distribution(name: str, size: int) -> np.ndarray:
 @pytest.mark.parametrize("name", ["normal", "uniform", "lognormal", "exponential", "softmax"])
 @pytest.mark.parametrize("buckets", [1, 8, 30, 64, 512])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_bands_within_one_bucket_width_of_numpy_percentiles(
+def test_bands_are_numpys_percentiles(
     name: str, buckets: int, dtype: type[np.floating[Any]]
 ) -> None:
     values = _distribution(name, 20_000).astype(dtype)
@@ -410,9 +465,29 @@ def test_bands_within_one_bucket_width_of_numpy_percentiles(
     result = bands(summary)
     assert result.shape == (9,)
     assert result.dtype == np.float64
-    exact = np.percentile(values.astype(np.float64), np.asarray(BASIS_POINTS) / 100.0)
-    assert np.all(np.abs(result - exact) <= bucket_width(summary) * (1 + 1e-9))
-    assert_bands_near_numpy(summary, values)
+    exact = np.percentile(values, np.asarray(BASIS_POINTS) / 100.0)
+    np.testing.assert_allclose(result, exact, rtol=1e-12)
+    assert_bands_are_numpys(summary, values)
+
+
+@pytest.mark.parametrize("name", ["normal", "lognormal", "exponential"])
+def test_bands_of_a_summary_without_them_come_from_its_buckets(name: str) -> None:
+    """Summaries stored before exact bands existed: equal-width buckets, no edges."""
+    values = _distribution(name, 20_000)
+    counts, _ = np.histogram(values, bins=64, range=(values.min(), values.max()))
+    old = HistogramSummary(
+        values.size,
+        values.min(),
+        values.max(),
+        values.sum(),
+        values @ values,
+        0,
+        0,
+        0,
+        tuple(counts.tolist()),
+    )
+    assert old.bucket_edges().tolist() == np.linspace(values.min(), values.max(), 65).tolist()
+    assert_bands_near_numpy(old, values)
 
 
 def test_bands_outer_values_are_exactly_min_and_max() -> None:
@@ -462,7 +537,7 @@ def test_any_float64_values_give_a_consistent_summary_and_bands(
     summary = summarize(values, buckets)
     assert_consistent(summary, values, buckets)
     if summary.finite_count:
-        assert_bands_near_numpy(summary, values)
+        assert_bands_are_numpys(summary, values)
     else:
         assert np.all(np.isnan(bands(summary)))
 
@@ -476,10 +551,10 @@ def test_any_float64_values_give_a_consistent_summary_and_bands(
     ),
     buckets=st.sampled_from([1, 2, 3, 16, 64, 100, 512]),
 )
-def test_float32_bands_within_one_bucket_width(values: np.ndarray, buckets: int) -> None:
+def test_float32_bands_are_numpys(values: np.ndarray, buckets: int) -> None:
     summary = summarize(values, buckets)
     assert_consistent(summary, values, buckets)
-    assert_bands_near_numpy(summary, values)
+    assert_bands_are_numpys(summary, values)
 
 
 # --- torch -----------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
+from trainboard.histogram import summarize
 from trainboard.types import GraphNode, HistogramRecord, HistogramSummary, ScalarColumns, WriteBatch
 from trainboard_server.sql_store import SqlStore
 from trainboard_server.storage.engine import make_engine
@@ -114,10 +116,18 @@ def test_the_schema_check_sees_what_a_migration_lacks(engine: Engine) -> None:
 
     differences = schema_differences(engine)
 
-    assert [(d[0], d[1].name) for d in differences if isinstance(d, tuple)] == [
-        ("add_table", "run_tags")
+    def described(difference: Any) -> tuple[str, ...]:
+        if isinstance(difference, list):  # alembic lists column changes of a table
+            (difference,) = difference
+        if difference[0] == "add_column":
+            return ("add_column", difference[2], difference[3].name)
+        return (difference[0], difference[1].name)
+
+    assert sorted(described(d) for d in differences) == [
+        ("add_column", "histograms", "basis_values"),
+        ("add_column", "histograms", "bucket_edges"),
+        ("add_table", "run_tags"),
     ]
-    assert len(differences) == 1
 
 
 # ---------------------------------------------------------------- upgrading data
@@ -153,6 +163,43 @@ def histogram_record(step: int) -> HistogramRecord:
     return HistogramRecord(tag="layer/W", step=step, wall_time=2_000.0 + step, summary=summary)
 
 
+def write_histograms_as_at_the_first_revision(
+    engine: Engine, run_id: int, records: list[HistogramRecord]
+) -> None:
+    """Rows exactly as revision 0001's write path stored them (no edges, no bands)."""
+    with engine.begin() as connection:
+        series_id = connection.execute(
+            text(
+                "INSERT INTO series (run_id, tag, kind, last_step, tail_seq, tail_count) "
+                "VALUES (:run, :tag, 'histogram', :last, 0, 0) RETURNING id"
+            ),
+            {"run": run_id, "tag": records[0].tag, "last": max(r.step for r in records)},
+        ).scalar_one()
+        for r in records:
+            s = r.summary
+            connection.execute(
+                text(
+                    "INSERT INTO histograms (series_id, step, wall_time, count, min, max, sum, "
+                    "sum_squares, nan_count, posinf_count, neginf_count, bucket_counts) VALUES "
+                    "(:sid, :step, :wall, :count, :min, :max, :sum, :sq, :nan, :pinf, :ninf, :b)"
+                ),
+                {
+                    "sid": series_id,
+                    "step": r.step,
+                    "wall": r.wall_time,
+                    "count": s.count,
+                    "min": s.min,
+                    "max": s.max,
+                    "sum": s.sum,
+                    "sq": s.sum_squares,
+                    "nan": s.nan_count,
+                    "pinf": s.posinf_count,
+                    "ninf": s.neginf_count,
+                    "b": np.asarray(s.bucket_counts, dtype="<u8").tobytes(),
+                },
+            )
+
+
 GRAPH = [
     GraphNode(name="x", op="Placeholder", shape=(-1, 64), dtype="float32"),
     GraphNode(name="W", op="Variable", shape=(64, 10), dtype="float32"),
@@ -186,13 +233,9 @@ def test_data_written_at_the_first_revision_reads_back_whole_after_upgrading(
         part = np.arange(start, start + 30)
         write(long_run, "accuracy", part, part / 300.0)
     write(long_run, "odd", np.arange(4), np.array([np.nan, np.inf, -np.inf, -0.0]))
-    old.write_batch(
-        WriteBatch(
-            "first-revision",
-            next(sequence),
-            long_run,
-            histograms=tuple(histogram_record(step) for step in range(0, 50, 5)),
-        )
+    # Histograms with plain SQL: revision 0003 added columns that the write path fills.
+    write_histograms_as_at_the_first_revision(
+        engine, long_run, [histogram_record(step) for step in range(0, 50, 5)]
     )
     old.set_graph(long_run, GRAPH)
     old.finish_run(long_run, "finished", 90_000.0)
@@ -228,9 +271,30 @@ def test_data_written_at_the_first_revision_reads_back_whole_after_upgrading(
     assert [h.summary for h in histograms] == [
         histogram_record(step).summary for step in range(0, 50, 5)
     ]
+    # Summaries stored before edges and exact bands: equal-width buckets, bands
+    # derived from them.
+    assert all(h.edges == () and h.basis_values == () for h in histograms)
+    oldest = histograms[1]
+    np.testing.assert_array_equal(oldest.bucket_edges(), np.linspace(oldest.min, oldest.max, 4))
+    assert oldest.bands()[0] == oldest.min
+    assert oldest.bands()[-1] == oldest.max
+    # The upgraded database keeps a new summary's edges and exact bands.
+    fresh = summarize(np.append(np.random.default_rng(1).standard_normal(5000), 1000.0))
+    new.write_batch(
+        WriteBatch(
+            "after-upgrade",
+            1,
+            long_run,
+            histograms=(HistogramRecord("layer/b", 0, 3_000.0, fresh),),
+        )
+    )
+    stored = new.read_histograms(long_run, "layer/b")
+    assert stored is not None
+    assert stored[0].summary == fresh
     assert new.get_graph(long_run) == GRAPH
     assert [(t.name, t.kind, t.last_step) for t in new.list_tags(long_run)] == [
         ("layer/W", "histogram", 45),
+        ("layer/b", "histogram", 0),
         ("accuracy", "scalar", 299),
         ("loss", "scalar", 3 * CHUNK_POINTS + 16),
         ("odd", "scalar", 3),

@@ -26,6 +26,7 @@ import math
 import numbers
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -181,13 +182,18 @@ def summarize(values: object, buckets: int = DEFAULT_BUCKETS) -> HistogramSummar
 
 
 def bands(summary: HistogramSummary) -> np.ndarray:
-    """The values at :data:`BASIS_POINTS`, low to high, as 9 float64 values.
+    """The values at :data:`BASIS_POINTS`, low to high, as 9 float64 values: the
+    exact ones a summary carries (``numpy.percentile`` of the finite values), else
+    derived from its buckets (summaries stored before they carried them).
 
-    Each is found by linear interpolation inside the bucket where the cumulative
-    count reaches that fraction of the finite values; the first and last are
-    exactly ``min`` and ``max``. The error is at most one bucket width. A summary
-    without finite values gives nine NaNs; a constant one nine times the constant.
+    Derived, each is found by linear interpolation inside the bucket where the
+    cumulative count reaches that fraction of the finite values; the first and
+    last are exactly ``min`` and ``max``. The error is at most one bucket width. A
+    summary without finite values gives nine NaNs; a constant one nine times the
+    constant.
     """
+    if summary.basis_values:
+        return np.asarray(summary.basis_values, dtype=np.float64)
     counts = np.asarray(summary.bucket_counts, dtype=np.float64)
     total = float(counts.sum()) if counts.size else 0.0
     if total <= 0:
@@ -314,29 +320,74 @@ def _empty_summary(count: int, nan: int, posinf: int, neginf: int) -> HistogramS
     )
 
 
-def _bucket_plan(lo: float, hi: float, buckets: int) -> tuple[float, float, float]:
-    """``(prescale, offset, factor)`` with ``index = trunc((x * prescale - offset) * factor)``.
-
-    ``prescale`` is a power of two, 1 unless ``hi - lo`` overflows (a float64
-    range wider than the largest float) or ``buckets / (hi - lo)`` does (a range
-    of subnormals); scaling by a power of two keeps the order of the values.
-    """
-    prescale = 1.0
-    if not math.isfinite(hi - lo):
-        prescale = 0.5
-    elif not math.isfinite(buckets / (hi - lo)):
-        prescale = 2.0**600  # |lo|, |hi| < 2**-960 here, so this cannot overflow
-    offset = lo * prescale
-    return prescale, offset, buckets / (hi * prescale - offset)
+#: Shares of the finite values below the buckets' outer edges at each end: ten
+#: edges sit at these tail quantiles, the rest at equal shares in between. A lone
+#: outlier or a long tail then gets buckets of its own instead of stretching one
+#: over the bulk (with equal-width buckets an outlier at 1000 put a million N(0, 1)
+#: values into a single bucket).
+TAIL_SHARES: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3)
 
 
-def _fold_top(counts: list[int], buckets: int) -> tuple[int, ...]:
-    """Bucket counts from a bincount of ``trunc(position)``: ``max`` itself (and a
-    value that rounds up to it) lands at index ``buckets``; it belongs to the last
-    bucket. Folding after counting is cheaper than clipping every index."""
-    folded = [int(c) for c in counts[:buckets]]
-    folded[-1] += sum(int(c) for c in counts[buckets:])
-    return tuple(folded)
+def edge_shares(buckets: int) -> np.ndarray:
+    """The ``buckets + 1`` shares (0 to 1) of the finite values at which the edges
+    sit: 0, the :data:`TAIL_SHARES`, equal shares from 1% to 99%, their mirror
+    images and 1; equal shares alone for fewer than 16 buckets."""
+    if buckets < 16:
+        return np.linspace(0.0, 1.0, buckets + 1)
+    tail = np.asarray(TAIL_SHARES)
+    inner = np.linspace(0.01, 0.99, buckets + 1 - 2 * (len(tail) + 1))
+    return np.concatenate([[0.0], tail, inner, (1.0 - tail)[::-1], [1.0]])
+
+
+#: The basis points as shares, as ``numpy.percentile`` takes them (per cent / 100).
+_BASIS_SHARES = np.asarray(BASIS_POINTS, dtype=np.float64) / 100.0 / 100.0
+
+
+def _ranks(n: int, shares: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For ``numpy.percentile``'s default ("linear") rule over ``n`` sorted values:
+    each share's lower and upper rank and the weight between them."""
+    virtual = (n - 1) * shares
+    lower = np.floor(virtual).astype(np.int64)
+    upper = np.minimum(lower + 1, n - 1)
+    return lower, upper, virtual - lower
+
+
+@np.errstate(over="ignore", invalid="ignore")
+def _lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``numpy.percentile``'s interpolation, operation for operation; where the
+    difference of two values overflows (a range wider than the largest float64,
+    where numpy answers ±inf), ``a * (1 - t) + b * t`` instead, which cannot."""
+    diff = b - a
+    out: np.ndarray = np.where(t >= 0.5, b - diff * (1 - t), a + diff * t)
+    wide = ~np.isfinite(out)
+    out[wide] = a[wide] * (1 - t[wide]) + b[wide] * t[wide]
+    return out
+
+
+def _edges_and_basis(
+    n: int, lo: float, hi: float, buckets: int, order_values: Callable[[np.ndarray], np.ndarray]
+) -> tuple[np.ndarray, tuple[float, ...]]:
+    """Bucket edges (strictly increasing, from ``lo`` to ``hi``) and the exact
+    values at the basis points, from ``order_values(ranks)``: the values of the
+    ``n`` finite ones at those ranks (0 the smallest), ranks sorted."""
+    shares = np.concatenate([_BASIS_SHARES, edge_shares(buckets)])
+    lower, upper, weight = _ranks(n, shares)
+    ranks = np.unique(np.concatenate([lower, upper]))
+    values = np.asarray(order_values(ranks), dtype=np.float64)
+    quantiles = _lerp(
+        values[np.searchsorted(ranks, lower)], values[np.searchsorted(ranks, upper)], weight
+    )
+    # (The interpolation can step back by an ulp between neighbouring shares.)
+    basis = tuple(float(v) for v in np.maximum.accumulate(quantiles[: len(_BASIS_SHARES)]))
+    edges, repeats = np.unique(quantiles[len(_BASIS_SHARES) :], return_counts=True)
+    edges[0], edges[-1] = lo, hi
+    # An edge several shares fell on is a value many elements hold (a spike: the
+    # zeros of a ReLU's output). A boundary one ulp beside it gives it a bucket of
+    # its own; the edges merged there leave room for it within ``buckets``.
+    spikes = edges[repeats > 1]
+    beside = np.where(spikes < hi, np.nextafter(spikes, np.inf), np.nextafter(spikes, -np.inf))
+    edges = np.unique(np.concatenate([edges, beside]))
+    return edges, basis
 
 
 @np.errstate(over="ignore")  # huge float64 values: sums (or long doubles) overflow to inf
@@ -363,16 +414,24 @@ def _summarize_numpy(array: np.ndarray, buckets: int) -> HistogramSummary:
     squares = float(np.dot(wide, wide))
     if lo == hi:
         bucket_counts: tuple[int, ...] = (finite,)
+        edges: tuple[float, ...] = ()
+        basis = (lo,) * len(BASIS_POINTS)
     else:
-        prescale, offset, factor = _bucket_plan(lo, hi, buckets)
-        # In place: ``wide`` is this snapshot's own copy (or a temporary).
-        position = wide
-        if prescale != 1.0:
-            position *= prescale
-        position -= offset
-        position *= factor
-        counts = np.bincount(position.astype(np.intp), minlength=buckets + 1)
-        bucket_counts = _fold_top(counts.tolist(), buckets)
+
+        def order_values(ranks: np.ndarray) -> np.ndarray:
+            # In place: ``wide`` is this snapshot's own copy (or a temporary), and
+            # the sums above are taken already.
+            wide.partition(ranks)
+            picked: np.ndarray = wide[ranks]
+            return picked
+
+        edge_array, basis = _edges_and_basis(finite, lo, hi, buckets, order_values)
+        index = np.searchsorted(edge_array, wide, side="right")
+        index -= 1
+        np.minimum(index, len(edge_array) - 2, out=index)  # max itself: the last bucket
+        counts = np.bincount(index, minlength=len(edge_array) - 1)
+        bucket_counts = tuple(int(c) for c in counts.tolist())
+        edges = tuple(float(e) for e in edge_array.tolist())
     return HistogramSummary(
         count=count,
         min=lo,
@@ -383,6 +442,8 @@ def _summarize_numpy(array: np.ndarray, buckets: int) -> HistogramSummary:
         posinf_count=posinf,
         neginf_count=neginf,
         bucket_counts=bucket_counts,
+        edges=edges,
+        basis_values=basis,
     )
 
 
@@ -425,15 +486,25 @@ def _summarize_torch(tensor: Any, buckets: int, ready: Any) -> HistogramSummary:
         moments = torch.stack([wide.sum(), torch.dot(wide, wide)])
         if lo == hi:
             bucket_counts: tuple[int, ...] = (finite,)
+            edges: tuple[float, ...] = ()
+            basis = (lo,) * len(BASIS_POINTS)
         else:
-            prescale, offset, factor = _bucket_plan(lo, hi, buckets)
-            # In place: ``wide`` is this snapshot's own clone (or a temporary).
-            position = wide
-            if prescale != 1.0:
-                position.mul_(prescale)
-            position.sub_(offset).mul_(factor)
-            counts = torch.bincount(position.to(torch.int64), minlength=buckets + 1)
-            bucket_counts = _fold_top(_to_host(counts), buckets)
+            # Sorted on the device; only the values at the needed ranks, and then
+            # the bucket counts, come to the host.
+            ordered = torch.sort(wide).values
+
+            def order_values(ranks: np.ndarray) -> np.ndarray:
+                index = torch.as_tensor(ranks, device=device)
+                return np.asarray(_to_host(ordered[index]), dtype=np.float64)
+
+            edge_array, basis = _edges_and_basis(finite, lo, hi, buckets, order_values)
+            del ordered
+            boundaries = torch.as_tensor(edge_array, dtype=wide.dtype, device=device)
+            index = torch.bucketize(wide, boundaries, right=True).sub_(1)
+            index.clamp_(max=len(edge_array) - 2)  # max itself: the last bucket
+            counts = torch.bincount(index, minlength=len(edge_array) - 1)
+            bucket_counts = tuple(int(c) for c in _to_host(counts))
+            edges = tuple(float(e) for e in edge_array.tolist())
         total, squares = (float(v) for v in _to_host(moments))
     return HistogramSummary(
         count=count,
@@ -445,4 +516,6 @@ def _summarize_torch(tensor: Any, buckets: int, ready: Any) -> HistogramSummary:
         posinf_count=posinf,
         neginf_count=neginf,
         bucket_counts=bucket_counts,
+        edges=edges,
+        basis_values=basis,
     )

@@ -115,10 +115,15 @@ class HistogramSummary:
     """A compressed histogram (docs/design.md).
 
     ``count`` counts every element; ``nan_count``, ``posinf_count`` and
-    ``neginf_count`` the non-finite ones; ``bucket_counts`` are equal-width
-    buckets over ``[min, max]`` holding the finite ones, and ``min``, ``max``,
-    ``sum`` and ``sum_squares`` are over the finite ones (all 0 when there are
-    none, with no buckets).
+    ``neginf_count`` the non-finite ones; ``bucket_counts`` are buckets holding
+    the finite ones, and ``min``, ``max``, ``sum`` and ``sum_squares`` are over
+    the finite ones (all 0 when there are none, with no buckets).
+
+    ``edges`` are the buckets' ``len(bucket_counts) + 1`` edges, which follow the
+    data (empty: equal-width buckets over ``[min, max]``, as summaries stored
+    before edges existed have). ``basis_values`` are the exact values at
+    TensorBoard's nine basis points (empty in those older summaries: then
+    :meth:`bands` derives them from the buckets).
     """
 
     count: int
@@ -130,6 +135,8 @@ class HistogramSummary:
     posinf_count: int
     neginf_count: int
     bucket_counts: tuple[int, ...]
+    edges: tuple[float, ...] = ()
+    basis_values: tuple[float, ...] = ()
 
     @property
     def finite_count(self) -> int:
@@ -149,11 +156,15 @@ class HistogramSummary:
         return float(np.sqrt(max(var, 0.0)))
 
     def bucket_edges(self) -> np.ndarray:
-        """The ``len(bucket_counts) + 1`` edges of the buckets."""
+        """The ``len(bucket_counts) + 1`` edges of the buckets, as they were used."""
+        if self.edges:
+            return np.asarray(self.edges, dtype=np.float64)
         return np.linspace(self.min, self.max, len(self.bucket_counts) + 1)
 
     def bands(self) -> np.ndarray:
-        """Values at TensorBoard's nine basis points, low to high (docs/design.md)."""
+        """Values at TensorBoard's nine basis points, low to high (docs/design.md):
+        exact (``numpy.percentile`` of the finite values) where the summary carries
+        them, else derived from the buckets."""
         from trainboard.histogram import bands
 
         return bands(self)
@@ -178,6 +189,8 @@ class Histogram(HistogramSummary):
             posinf_count=self.posinf_count,
             neginf_count=self.neginf_count,
             bucket_counts=self.bucket_counts,
+            edges=self.edges,
+            basis_values=self.basis_values,
         )
 
     @classmethod
@@ -192,6 +205,8 @@ class Histogram(HistogramSummary):
             posinf_count=summary.posinf_count,
             neginf_count=summary.neginf_count,
             bucket_counts=summary.bucket_counts,
+            edges=summary.edges,
+            basis_values=summary.basis_values,
             step=step,
             wall_time=wall_time,
         )

@@ -7,10 +7,11 @@ normalised value.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import numbers
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from trainboard.errors import InvalidArgument
@@ -20,6 +21,9 @@ MAX_NAME_LENGTH = 256
 MAX_STEP = 2**53 - 1  # exact in a double, so charts and JSON keep it
 MIN_BUCKETS = 1
 MAX_BUCKETS = 512
+#: Values a summary carries for the distribution bands: one per basis point
+#: (trainboard.histogram.BASIS_POINTS).
+BASIS_COUNT = 9
 DEFAULT_BUCKETS = 64
 MAX_PARAMS_JSON = 64 * 1024
 MAX_GRAPH_NODES = 100_000
@@ -203,6 +207,29 @@ def check_summary(summary: HistogramSummary, field: str = "summary") -> Histogra
         raise InvalidArgument(
             f"{field}.bucket_counts sum to {sum(buckets)}, but {finite} values are finite"
         )
+    edges = _check_floats(summary.edges, f"{field}.edges")
+    if edges:
+        if len(edges) != len(buckets) + 1:
+            raise InvalidArgument(
+                f"{field}.edges has {len(edges)} edges; {len(buckets)} buckets need "
+                f"{len(buckets) + 1}"
+            )
+        if any(b <= a for a, b in itertools.pairwise(edges)):
+            raise InvalidArgument(f"{field}.edges must be strictly increasing")
+        if edges[0] != summary.min or edges[-1] != summary.max:
+            raise InvalidArgument(f"{field}.edges must run from min to max")
+    basis = _check_floats(summary.basis_values, f"{field}.basis_values")
+    if basis:
+        if len(basis) != BASIS_COUNT:
+            raise InvalidArgument(
+                f"{field}.basis_values has {len(basis)} values; one per basis point: {BASIS_COUNT}"
+            )
+        if any(b < a for a, b in itertools.pairwise(basis)):
+            raise InvalidArgument(f"{field}.basis_values must not decrease")
+        if basis[0] != summary.min or basis[-1] != summary.max:
+            raise InvalidArgument(f"{field}.basis_values must run from min to max")
+    if (edges or basis) and finite == 0:
+        raise InvalidArgument(f"{field}: a summary without finite values has no edges or bands")
     return HistogramSummary(
         count=int(summary.count),
         min=float(summary.min),
@@ -213,4 +240,17 @@ def check_summary(summary: HistogramSummary, field: str = "summary") -> Histogra
         posinf_count=int(summary.posinf_count),
         neginf_count=int(summary.neginf_count),
         bucket_counts=tuple(int(c) for c in buckets),
+        edges=edges,
+        basis_values=basis,
     )
+
+
+def _check_floats(values: Sequence[float], field: str) -> tuple[float, ...]:
+    if len(values) > MAX_BUCKETS + 1:
+        raise InvalidArgument(f"{field} has {len(values)} values; at most {MAX_BUCKETS + 1}")
+    if not all(isinstance(x, numbers.Real) and not isinstance(x, bool) for x in values):
+        raise InvalidArgument(f"{field} must be numbers")
+    out = tuple(float(x) for x in values)
+    if not all(math.isfinite(x) for x in out):
+        raise InvalidArgument(f"{field} must be finite")
+    return out

@@ -129,6 +129,8 @@ def summary_to_pb(summary: HistogramSummary) -> pb.HistogramSummary:
         posinf_count=summary.posinf_count,
         neginf_count=summary.neginf_count,
         bucket_counts=summary.bucket_counts,
+        bucket_edges=summary.edges,
+        basis_values=summary.basis_values,
     )
 
 
@@ -149,6 +151,8 @@ def summary_from_pb(msg: pb.HistogramSummary, field: str = "summary") -> Histogr
             posinf_count=msg.posinf_count,
             neginf_count=msg.neginf_count,
             bucket_counts=tuple(msg.bucket_counts),
+            edges=tuple(msg.bucket_edges),
+            basis_values=tuple(msg.basis_values),
         ),
         field,
     )

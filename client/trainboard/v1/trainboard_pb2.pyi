@@ -31,7 +31,7 @@ class ScalarRows(_message.Message):
     def __init__(self, tags: _Optional[_Iterable[str]] = ..., steps: _Optional[bytes] = ..., wall_times: _Optional[bytes] = ..., values: _Optional[bytes] = ...) -> None: ...
 
 class HistogramSummary(_message.Message):
-    __slots__ = ("count", "min", "max", "sum", "sum_squares", "nan_count", "posinf_count", "neginf_count", "bucket_counts")
+    __slots__ = ("count", "min", "max", "sum", "sum_squares", "nan_count", "posinf_count", "neginf_count", "bucket_counts", "bucket_edges", "basis_values")
     COUNT_FIELD_NUMBER: _ClassVar[int]
     MIN_FIELD_NUMBER: _ClassVar[int]
     MAX_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +41,8 @@ class HistogramSummary(_message.Message):
     POSINF_COUNT_FIELD_NUMBER: _ClassVar[int]
     NEGINF_COUNT_FIELD_NUMBER: _ClassVar[int]
     BUCKET_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_EDGES_FIELD_NUMBER: _ClassVar[int]
+    BASIS_VALUES_FIELD_NUMBER: _ClassVar[int]
     count: int
     min: float
     max: float
@@ -50,7 +52,9 @@ class HistogramSummary(_message.Message):
     posinf_count: int
     neginf_count: int
     bucket_counts: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, count: _Optional[int] = ..., min: _Optional[float] = ..., max: _Optional[float] = ..., sum: _Optional[float] = ..., sum_squares: _Optional[float] = ..., nan_count: _Optional[int] = ..., posinf_count: _Optional[int] = ..., neginf_count: _Optional[int] = ..., bucket_counts: _Optional[_Iterable[int]] = ...) -> None: ...
+    bucket_edges: _containers.RepeatedScalarFieldContainer[float]
+    basis_values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, count: _Optional[int] = ..., min: _Optional[float] = ..., max: _Optional[float] = ..., sum: _Optional[float] = ..., sum_squares: _Optional[float] = ..., nan_count: _Optional[int] = ..., posinf_count: _Optional[int] = ..., neginf_count: _Optional[int] = ..., bucket_counts: _Optional[_Iterable[int]] = ..., bucket_edges: _Optional[_Iterable[float]] = ..., basis_values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class HistogramPoint(_message.Message):
     __slots__ = ("step", "wall_time", "summary")

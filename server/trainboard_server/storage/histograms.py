@@ -15,6 +15,7 @@ from trainboard_server.storage.models import histograms
 from trainboard_server.storage.series import SeriesUpdate, lock_series, update_series
 
 _COUNT = np.dtype("<u8")
+_VALUE = np.dtype("<f8")
 
 
 def write_histograms(
@@ -74,6 +75,8 @@ def read_histogram_rows(
         h.posinf_count,
         h.neginf_count,
         h.bucket_counts,
+        h.bucket_edges,
+        h.basis_values,
     ]
     if max_steps is None or total <= max_steps:
         rows: Sequence[Any] = connection.execute(
@@ -106,11 +109,22 @@ def _row(series_id: int, record: HistogramRecord) -> dict[str, object]:
         "posinf_count": s.posinf_count,
         "neginf_count": s.neginf_count,
         "bucket_counts": np.asarray(s.bucket_counts, dtype=_COUNT).tobytes(),
+        "bucket_edges": _packed(s.edges),
+        "basis_values": _packed(s.basis_values),
     }
 
 
+def _packed(values: tuple[float, ...]) -> bytes | None:
+    return np.asarray(values, dtype=_VALUE).tobytes() if values else None
+
+
+def _unpacked(blob: bytes | None) -> tuple[float, ...]:
+    return tuple(np.frombuffer(blob, dtype=_VALUE).tolist()) if blob else ()
+
+
 def _histogram(row: Any) -> Histogram:
-    (step, wall_time, count, lo, hi, total, squares, nans, posinfs, neginfs, buckets) = row
+    (step, wall_time, count, lo, hi, total, squares, nans, posinfs, neginfs, buckets) = row[:11]
+    edges, basis = row[11:]
     return Histogram(
         count=count,
         min=lo,
@@ -121,6 +135,8 @@ def _histogram(row: Any) -> Histogram:
         posinf_count=posinfs,
         neginf_count=neginfs,
         bucket_counts=tuple(np.frombuffer(buckets, dtype=_COUNT).tolist()),
+        edges=_unpacked(edges),
+        basis_values=_unpacked(basis),
         step=step,
         wall_time=wall_time,
     )

@@ -152,6 +152,10 @@ class HistogramRow(Base):
     posinf_count: Mapped[int] = mapped_column(BigInteger)
     neginf_count: Mapped[int] = mapped_column(BigInteger)
     bucket_counts: Mapped[bytes] = mapped_column(LargeBinary)  # uint64, little-endian
+    # float64, little-endian; NULL in rows written before migration 0003 (their
+    # buckets are equal-width, their bands derived from the buckets).
+    bucket_edges: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    basis_values: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 class GraphRow(Base):
