@@ -6,6 +6,8 @@ import math
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -728,3 +730,55 @@ def test_torch_all_non_finite_tensor_gives_no_buckets() -> None:
     tensor = torch.tensor([float("nan"), float("inf"), float("-inf")])
     assert summarize(tensor) == summarize(tensor.numpy().copy())
     assert summarize(tensor).bucket_counts == ()
+
+
+# --- against TensorBoard ------------------------------------------------------------
+
+
+def _tensorboard_bands(values: np.ndarray, logdir: Path) -> np.ndarray:
+    """TensorBoard's distribution bands of ``values``: the histogram tensorboardX's
+    ``add_histogram`` writes (its default "tensorflow" bins, which its writer holds),
+    compressed as TensorBoard's distribution plugin does."""
+    from tensorboard.plugins.distribution.compressor import compress_histogram_proto
+    from tensorboardX import SummaryWriter
+    from tensorboardX.summary import histogram
+
+    writer = SummaryWriter(logdir=str(logdir))
+    try:
+        proto = histogram("w", values, bins=writer.default_bins).value[0].histo
+    finally:
+        writer.close()
+    return np.array([value for _, value in compress_histogram_proto(proto)])
+
+
+def _outlier() -> np.ndarray:
+    return np.append(rng().standard_normal(1_000_000), 1000.0)
+
+
+def _gradient_like() -> np.ndarray:
+    return np.append(rng().normal(0.0, 1e-4, 100_000), np.full(10, 0.5))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda: rng().standard_normal(4096), id="normal-4096"),
+        pytest.param(_outlier, id="normal-1M-plus-one-at-1000"),
+        pytest.param(lambda: rng().lognormal(size=100_000), id="lognormal"),
+        pytest.param(_gradient_like, id="gradient-like"),
+        pytest.param(lambda: rng().standard_t(1.5, size=50_000), id="heavy-tailed"),
+        pytest.param(lambda: np.array([3.0, -1.0, 2.5]), id="tiny"),
+    ],
+)
+def test_band_error_is_never_larger_than_tensorboards(
+    make: Callable[[], np.ndarray], tmp_path: Path
+) -> None:
+    pytest.importorskip("tensorboard")
+    pytest.importorskip("tensorboardX")
+    values = make().astype(np.float64)
+    exact = np.percentile(values, np.asarray(BASIS_POINTS) / 100.0)
+    spread = float(exact[6] - exact[2]) or 1.0  # the true 16th-84th percentile spread
+    ours = float(np.max(np.abs(summarize(values).bands() - exact))) / spread
+    theirs = float(np.max(np.abs(_tensorboard_bands(values, tmp_path) - exact))) / spread
+    assert ours <= theirs, (ours, theirs)
+    assert ours <= 1e-12
