@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from trainboard.histogram import summarize
 from trainboard.types import Histogram, Run
 from trainboard_ui import charts, data, state
 from trainboard_ui.dashboard import css_string
@@ -375,6 +376,32 @@ def test_histogram_slices_sample_steps_and_place_them_in_time() -> None:
     assert len(slices.centres) == 8
     by_step = data.histogram_slices(histograms, max_slices=6, bins=8, axis="step")
     np.testing.assert_array_equal(by_step.time, by_step.steps)
+
+
+def test_a_lone_outlier_does_not_squeeze_the_bulk_of_a_histogram_chart() -> None:
+    values = np.append(np.random.default_rng(5).standard_normal(1_000_000), 1000.0)
+    histogram = Histogram.at(summarize(values), step=7, wall_time=0.0)
+    slices = data.histogram_slices([histogram], max_slices=5, bins=40, axis="step")
+    # The chart spans the bulk (about ±3.1 for 1M normal values), not [-4.9, 1000]...
+    assert -3.5 < slices.edges[0] < -2.5
+    assert 2.5 < slices.edges[-1] < 3.5
+    # ...so the bell takes many bins, highest in the middle...
+    counts = slices.counts[-1]
+    assert np.argmax(counts) in (19, 20)
+    assert counts[20] > 10 * counts[1]
+    # ...and what is left out is counted, the outlier named.
+    assert slices.below[-1] + slices.above[-1] + counts.sum() == pytest.approx(1_000_001)
+    assert 500 < slices.above[-1] < 1500
+    assert "up to 1000" in slices.left_out
+    assert slices.left_out.startswith("Step 7, outside the range shown:")
+
+
+def test_a_histogram_chart_without_outliers_shows_the_whole_range() -> None:
+    values = np.random.default_rng(6).standard_normal(100_000)
+    histogram = Histogram.at(summarize(values), step=0, wall_time=0.0)
+    slices = data.histogram_slices([histogram], max_slices=5, bins=40, axis="step")
+    assert (slices.edges[0], slices.edges[-1]) == (values.min(), values.max())
+    assert slices.left_out == ""
 
 
 # --------------------------------------------------------------------- runs table

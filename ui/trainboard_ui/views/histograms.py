@@ -72,6 +72,8 @@ def draw(ctx: ViewContext) -> None:
                 config={"displaylogo": False},
                 width="stretch",
             )
+            if slices.left_out:
+                st.caption(slices.left_out)
 
 
 VIEW = View(slug="histograms", title="Histograms", draw=draw, settings=settings)
