@@ -596,3 +596,29 @@ def test_histogram_chart_labels_wall_time_with_dates() -> None:
         slices, mode="offset", colour="#4477AA", title="r", time_title="Wall time", wall_time=True
     )
     assert figure.layout.yaxis.ticktext[0].startswith("2023-11-14")
+
+
+def test_a_distribution_chart_is_cut_to_its_inner_bands_when_min_max_would_flatten_them() -> None:
+    rng = np.random.default_rng(8)
+    with_outlier = [
+        Histogram.at(
+            summarize(np.append(rng.standard_normal(50_000), 1000.0)), step=s, wall_time=0.0
+        )
+        for s in range(3)
+    ]
+    frame = data.distribution_frame(with_outlier)
+    y_range = data.band_range(frame)
+    assert y_range is not None
+    assert -5.0 < y_range[0] < -2.0
+    assert 2.0 < y_range[1] < 5.0
+    figure = charts.distribution_figure(
+        frame,
+        frame["step"].to_numpy(),
+        colour="#4477AA",
+        title="t",
+        x_title="Step",
+        y_range=y_range,
+    )
+    assert list(figure.layout.yaxis.range) == list(y_range)
+    plain = [Histogram.at(summarize(rng.standard_normal(50_000)), step=0, wall_time=0.0)]
+    assert data.band_range(data.distribution_frame(plain)) is None

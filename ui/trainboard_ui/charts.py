@@ -122,10 +122,12 @@ def distribution_figure(
     x_title: str,
     height: int = CHART_HEIGHT,
     revision: str = "",
+    y_range: tuple[float, float] | None = None,
 ) -> go.Figure:
     """TensorBoard's distribution chart: four nested bands between the basis
     points (min-max, 7-93 %, 16-84 %, 31-69 %), darker towards the median line;
-    hovering the median shows all nine values at that step."""
+    hovering the median shows all nine values at that step. ``y_range`` cuts the
+    chart to a range (:func:`trainboard_ui.data.band_range`)."""
     bands = frame[list(BAND_COLUMNS)].to_numpy(dtype=np.float64)
     keep = np.isfinite(bands).all(axis=1)
     bands, xs = bands[keep], np.asarray(x)[keep]
@@ -163,6 +165,8 @@ def distribution_figure(
     layout = _layout(title, height=height, x_title=x_title)
     layout["uirevision"] = revision or title
     layout["hovermode"] = "closest"
+    if y_range is not None:
+        layout["yaxis"]["range"] = list(y_range)
     figure.update_layout(**layout)
     return figure
 

@@ -335,6 +335,28 @@ def distribution_frame(histograms: Sequence[Histogram]) -> pd.DataFrame:
     return frame
 
 
+#: A distribution chart is cut to its inner bands when the 7%-93% band spans less
+#: than this share of min to max (a normal tensor's spans about a third of it).
+BANDS_NARROWED = 0.15
+
+
+def band_range(frame: pd.DataFrame) -> tuple[float, float] | None:
+    """A y range for a distribution chart whose min-max band would flatten the rest:
+    when the 7%-93% band spans under :data:`BANDS_NARROWED` of min to max (over all
+    its steps), that band widened by half its span each way (the outer band is then
+    drawn cut off, and the view says how far it reaches). ``None``: show it all."""
+    bands = frame[list(BAND_COLUMNS)].to_numpy(dtype=np.float64)
+    bands = bands[np.isfinite(bands).all(axis=1)]
+    if not len(bands):
+        return None
+    lo, hi = float(bands[:, 0].min()), float(bands[:, -1].max())
+    inner_lo, inner_hi = float(bands[:, 1].min()), float(bands[:, -2].max())
+    span = inner_hi / 2 - inner_lo / 2
+    if not (0 < span < BANDS_NARROWED * (hi / 2 - lo / 2)):
+        return None
+    return max(lo, inner_lo - span), min(hi, inner_hi + span)
+
+
 # --------------------------------------------------------------------- histograms
 
 

@@ -9,9 +9,11 @@ from trainboard.types import Histogram, Run
 from trainboard_ui import state
 from trainboard_ui.charts import distribution_figure
 from trainboard_ui.data import (
+    BAND_COLUMNS,
     X_AXES,
     X_AXIS_LABELS,
     axis_title,
+    band_range,
     distribution_frame,
     filter_tags,
     relative_unit,
@@ -83,6 +85,7 @@ def draw(ctx: ViewContext) -> None:
                 unit=unit,
                 timezone=ctx.timezone,
             )
+            y_range = band_range(frame)
             figure = distribution_figure(
                 frame,
                 x,
@@ -90,6 +93,7 @@ def draw(ctx: ViewContext) -> None:
                 title=run.name,
                 x_title=axis_title(axis, unit_name),
                 revision=f"{tag}|{run.id}|{axis}",
+                y_range=y_range,
             )
             st.plotly_chart(
                 figure,
@@ -97,6 +101,12 @@ def draw(ctx: ViewContext) -> None:
                 config={"displaylogo": False},
                 width="stretch",
             )
+            if y_range is not None:
+                lo, hi = frame[BAND_COLUMNS[0]].min(), frame[BAND_COLUMNS[-1]].max()
+                st.caption(
+                    f"The min-max band reaches {lo:.4g} to {hi:.4g}, beyond the range shown "
+                    "(which would flatten the other bands)."
+                )
 
 
 VIEW = View(slug="distributions", title="Distributions", draw=draw, settings=settings)
