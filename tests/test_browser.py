@@ -155,6 +155,22 @@ def url(board: Dashboard) -> str:
     return str(board.page.evaluate("location.href"))
 
 
+def expect_url(board: Dashboard, part: str, *, present: bool = True) -> None:
+    """Waits until the address bar has ``part`` (or has it no more): a component's
+    event reaches the URL in the script run it causes, which may end after another
+    run the test saw finish."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        board.page.wait_for_function(
+            "([part, present]) => location.href.includes(part) === present",
+            arg=[part, present],
+            timeout=15_000,
+        )
+    except PlaywrightTimeout:
+        pytest.fail(f"expected {part!r} {'in' if present else 'not in'} {url(board)}")
+
+
 # ---------------------------------------------------------------------- the test
 
 
@@ -188,7 +204,7 @@ def _scalars(board: Dashboard, runs: set[str]) -> None:
     dropped = sorted(runs)[-1]
     board.act(page.get_by_role("button", name=f"Remove {dropped}").click)
     expect_cards_drawn(board, len(runs) - 1, cards=4)
-    assert "run=" in url(board), "the run selection is not in the URL"
+    expect_url(board, "run=")
     board.check("02-scalars-two-runs")
 
     multiselect = page.locator('[data-testid="stMultiSelect"]')
@@ -201,19 +217,19 @@ def _scalars(board: Dashboard, runs: set[str]) -> None:
     slider = page.get_by_role("slider", name="Smoothing")
     slider.focus()
     board.act(lambda: page.keyboard.press("End"))
-    assert "smooth=0.999" in url(board)
+    expect_url(board, "smooth=0.999")
     assert page.get_by_text("0.999", exact=True).count() == 1
     expect_cards_drawn(board, len(runs), cards=4)
     board.check("03-scalars-smoothing-0.999")
 
     board.act(page.get_by_role("button", name="Maximise").first.click)
+    expect_url(board, "focus=")
+    page.wait_for_function(f"() => ({CARDS})().length === 1")  # the maximised card alone
     expect_cards_drawn(board, len(runs), cards=1)
-    assert len(board.page.evaluate(CARDS)) == 1
-    assert "focus=" in url(board)
     board.check("04-scalars-maximised")
     board.act(page.get_by_role("button", name="Back to all charts").click)
     expect_cards_drawn(board, len(runs), cards=4)
-    assert "focus=" not in url(board)
+    expect_url(board, "focus=", present=False)
 
     with page.expect_download() as download:
         page.get_by_role("button", name="CSV").first.click()
@@ -223,9 +239,9 @@ def _scalars(board: Dashboard, runs: set[str]) -> None:
     assert download.value.suggested_filename.endswith(".csv")
 
     board.act(page.get_by_role("button", name="Pin").nth(1).click)
-    assert "pin=" in url(board)
+    expect_url(board, "pin=")
+    page.wait_for_function(f"() => ({CARDS})().length === 5")  # the pinned card again, first
     pinned = board.page.evaluate(CARDS)
-    assert len(pinned) == 5  # the pinned card again, first
     assert pinned[0]["tag"] == pinned[2]["tag"]
 
 
