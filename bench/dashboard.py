@@ -5,12 +5,13 @@ What it measures, per interleaved round:
 * Time: one render of the Scalars page with the 20 runs and the 10 tags selected, that
   is ``AppTest.run()`` of ``ui/trainboard_ui/app.py`` (``streamlit.testing.v1``): the
   script Streamlit runs for a page view, with its reads through ``Reader``, its data
-  shaping and smoothing, and the Plotly figures built and serialised, ready to go to
+  shaping, and the chart cards' payload built (the first cards' series; the browser
+  asks for the others as they come near the screen and draws them), ready to go to
   the browser (the browser's drawing is not included). The server is a subprocess
   (``python -m trainboard server``) on a SQLite file, restarted before every round,
   and the dashboard's ``st.cache_data`` and ``st.cache_resource`` are cleared, so the
   render is a first view: nothing comes from a cache but the operating system's. One
-  untimed render before the rounds pays the one-time imports (Plotly, pandas).
+  untimed render before the rounds pays the one-time imports (pandas, the component).
 * Bytes read: the sum of the serialised sizes (protobuf ``ByteSize()``) of every gRPC
   response the dashboard received during that render, over all its calls (listing
   experiments, runs and tags, reading the scalars). An interceptor on the client's
@@ -38,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import sys
 import tempfile
@@ -266,17 +266,32 @@ class ScalarsPageCase(Case):
         return self.render()
 
     def check(self, page: Any) -> None:
+        """The cards component got a card for every tag, every run, and the series
+        of the first cards (the browser asks for the others as they come near)."""
+        from trainboard_ui.cards import unpack
+        from trainboard_ui.views.scalars import FIRST_CARDS
+
         if page.exception:
             self.problems.append(f"the page raised: {page.exception[0].message}")
-        charts = page.get("plotly_chart")
-        self.charts.append(len(charts))
-        if len(charts) != self.sizes.tags:
-            self.problems.append(f"the page drew {len(charts)} charts for {self.sizes.tags} tags")
+        boards = [
+            unpack(element.proto.bytes)[0]
+            for element in page.get("bidi_component")
+            if element.proto.component_name == "trainboard.cards" and element.proto.bytes
+        ]
+        if len(boards) != 1:
+            self.problems.append(f"the page drew {len(boards)} boards of cards, not 1")
+            return
+        header = boards[0]
+        cards = sum(len(tags) for _, tags in header["groups"])
+        self.charts.append(cards)
+        if cards != self.sizes.tags:
+            self.problems.append(f"the page drew {cards} cards for {self.sizes.tags} tags")
         runs = {run_name(i) for i in range(self.sizes.runs)}
-        for chart in charts:
-            drawn = {trace.get("name") for trace in json.loads(chart.proto.spec)["data"]}
-            if not runs <= drawn:
-                self.problems.append(f"a chart lacks runs {sorted(runs - drawn)}")
+        if {run["name"] for run in header["runs"]} != runs:
+            self.problems.append("the cards lack runs")
+        sent = {(u["run"], u["tag"]) for u in header["updates"]}
+        if len(sent) != self.sizes.runs * min(FIRST_CARDS, self.sizes.tags):
+            self.problems.append(f"the first payload held {len(sent)} series")
 
 
 @contextlib.contextmanager
@@ -395,7 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     verdicts.check(
         "pages and reads complete",
         not problems,
-        "; ".join(dict.fromkeys(problems)) or f"{median(page.charts):.0f} charts drawn, no errors",
+        "; ".join(dict.fromkeys(problems)) or f"{median(page.charts):.0f} cards, no errors",
     )
     return verdicts.exit_code(args.strict)
 
