@@ -19,6 +19,15 @@ def test_a_constant_series_stays_constant() -> None:
     np.testing.assert_allclose(smooth([2.5] * 50, 0.99), 2.5, rtol=1e-12)
 
 
+@pytest.mark.parametrize("weight", [0.6, 0.96, 0.999])
+@pytest.mark.parametrize("value", [2.5, 0.1, -3e7, 1e-300])
+def test_a_constant_series_stays_exactly_constant(value: float, weight: float) -> None:
+    series = [math.nan, value] + [value] * 3000
+    out = smooth(series, weight)
+    assert math.isnan(out[0])
+    assert set(out[1:].tolist()) == {value}
+
+
 def test_debiased_average_matches_the_formula() -> None:
     values = [1.0, 2.0, 3.0]
     w = 0.6

@@ -295,6 +295,20 @@ def test_a_maximised_chart_in_a_link_is_shown_alone_and_read_finer(
     assert at.query_params["focus"] == "loss"
 
 
+def test_a_link_without_an_experiment_keeps_its_maximised_chart(
+    monkeypatch: pytest.MonkeyPatch, server_address: str
+) -> None:
+    with trainboard.Client("only", "run", server_address) as client:
+        for step in range(5):
+            client.log_scalars({"loss": 1.0 / (step + 1), "acc": step / 5}, step=step)
+        assert client.flush(timeout=FLUSH_TIMEOUT)
+    at = open_app(monkeypatch, server_address, page="scalars", focus="loss")
+    assert_clean(at)
+    assert board(at).header["focus"] == "loss"
+    assert at.query_params["focus"] == "loss"
+    assert at.query_params["exp"] == "only"
+
+
 def test_pinned_charts_in_a_link_come_first(
     monkeypatch: pytest.MonkeyPatch, filled_server: str
 ) -> None:

@@ -22,14 +22,20 @@ def smooth(values: Iterable[float] | np.ndarray, weight: float) -> np.ndarray:
     # The same operations, in the same order, as the dashboard's smoothing in the
     # browser (ui/frontend/src/smooth.js), so both give the same bits: w**n is kept
     # as a running product rather than a pow() call, whose last bit differs between
-    # C libraries and JavaScript engines.
+    # C libraries and JavaScript engines. The average is taken of the differences
+    # from the first finite value and added back (the same average, as the debiased
+    # average of a constant is that constant), so that a constant series stays
+    # exactly constant instead of drifting by rounding.
     rest = 1.0 - weight
     last = 0.0
     power = 1.0
+    base: float | None = None
     for i, y in enumerate(data.tolist()):
         if not math.isfinite(y):
             continue
-        last = last * weight + rest * y
+        if base is None:
+            base = y
+        last = last * weight + rest * (y - base)
         power = power * weight
-        out[i] = last / (1.0 - power)
+        out[i] = base + last / (1.0 - power)
     return out

@@ -96,12 +96,15 @@ def main(server: str) -> None:
             )
             state.sync_url(selection, slugs)
             return
-        if selection.experiment not in experiments:
-            if selection.experiment is not None:
-                st.warning(
-                    f"The server has no experiment **{selection.experiment}**; "
-                    f"showing **{experiments[0]}**."
-                )
+        if selection.experiment is None:
+            # A link without `exp=` means the first experiment, with the rest of the
+            # view it describes (a maximised chart, runs, pins) kept.
+            selection = state.update(experiment=experiments[0])
+        elif selection.experiment not in experiments:
+            st.warning(
+                f"The server has no experiment **{selection.experiment}**; "
+                f"showing **{experiments[0]}**."
+            )
             selection = state.update(experiment=experiments[0], runs=None, focus=None)
         runs = data.runs(selection.experiment or experiments[0])
     except TrainboardError as error:
