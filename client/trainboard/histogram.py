@@ -385,7 +385,8 @@ def _edges_and_basis(
     # zeros of a ReLU's output). A boundary one ulp beside it gives it a bucket of
     # its own; the edges merged there leave room for it within ``buckets``.
     spikes = edges[repeats > 1]
-    beside = np.where(spikes < hi, np.nextafter(spikes, np.inf), np.nextafter(spikes, -np.inf))
+    with np.errstate(over="ignore"):  # the unused branch at the largest float
+        beside = np.where(spikes < hi, np.nextafter(spikes, np.inf), np.nextafter(spikes, -np.inf))
     edges = np.unique(np.concatenate([edges, beside]))
     return edges, basis
 
