@@ -70,7 +70,8 @@ def test_a_trainer_that_starts_while_the_server_is_down_runs_to_the_end(
     assert client.spool_path == spooled
     contents = read_spool(spooled)
     assert (contents.experiment, contents.run) == ("down", "r")
-    assert "trainboard sync" in caplog.text
+    # The hint runs as printed: it names the server too.
+    assert f"trainboard sync --server {address} {spooled}" in caplog.text
     assert caplog.text.count("server unavailable") == 1  # reported once
 
     host, port = address.rsplit(":", 1)

@@ -291,3 +291,13 @@ def test_an_untraceable_model_warns_and_training_goes_on(server_address: str) ->
     reader = trainboard.Reader(server_address)
     assert reader.graph(run_id) is None
     assert reader.scalars(run_id, "loss").total == 1
+
+
+def test_a_model_without_an_example_input_is_told_it_needs_one(server_address: str) -> None:
+    import trainboard
+
+    with trainboard.Client("torch", "no-input", server=server_address) as client:
+        with pytest.warns(RuntimeWarning, match=r"needs an example input.*log_graph\(model, "):
+            assert client.log_graph(torch.nn.Linear(3, 2)) is False
+        run_id = client.run_id
+    assert trainboard.Reader(server_address).graph(run_id) is None

@@ -327,6 +327,15 @@ class Client:
         if torch is not None and isinstance(graph, torch.nn.Module):
             from trainboard.torch_graph import capture
 
+            if example_input is None:
+                warnings.warn(
+                    f"log_graph({type(graph).__name__}) needs an example input to run the "
+                    "model on: log_graph(model, example_input), with a tensor shaped like "
+                    "a batch (or a tuple of the forward's arguments); no graph was logged",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                return False
             try:
                 graph = capture(graph, example_input)
             except errors.InvalidArgument as exc:

@@ -11,6 +11,7 @@ import itertools
 import logging
 import operator
 import random
+import shlex
 import threading
 import time
 import uuid
@@ -343,11 +344,12 @@ class Sender(threading.Thread):
                 self._spool.close()
                 log.warning(
                     "trainboard: the server at %s did not take run %r; its data is in %s "
-                    "(send it with: trainboard sync %s)",
+                    "(send it with: trainboard sync --server %s %s)",
                     self._store.address,
                     self._run,
                     self._spool_file,
-                    self._spool_file,
+                    shlex.quote(str(self._store.address)),
+                    shlex.quote(str(self._spool_file)),
                 )
             self._release_waiters()
             self._store.close()
