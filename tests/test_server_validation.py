@@ -162,6 +162,22 @@ def _bad_batches(run_id: int) -> list[tuple[pb.WriteBatchRequest, str]]:
         (batch(histograms=hist(_summary(min=2.0))), "min is above"),
         (batch(histograms=hist(_summary(max=math.inf))), "min and max must be finite"),
         (batch(histograms=hist(_summary(nan_count=9))), "exceed count"),
+        (batch(histograms=hist(_summary(bucket_edges=[0.0, 1.0]))), "edges has 2 edges"),
+        (batch(histograms=hist(_summary(bucket_edges=[0.0, 0.7, 0.5]))), "strictly increasing"),
+        (batch(histograms=hist(_summary(bucket_edges=[0.1, 0.5, 1.0]))), "from min to max"),
+        (
+            batch(histograms=hist(_summary(bucket_edges=[0.0, math.nan, 1.0]))),
+            "edges must be finite",
+        ),
+        (batch(histograms=hist(_summary(basis_values=[0.0, 1.0]))), "one per basis point"),
+        (
+            batch(histograms=hist(_summary(basis_values=[0.0, 0.5, 0.4] + [1.0] * 6))),
+            "basis_values must not decrease",
+        ),
+        (
+            batch(histograms=hist(_summary(basis_values=[0.0] * 8 + [0.9]))),
+            "basis_values must run from min to max",
+        ),
         (batch(histograms=hist(_summary(), step=-1)), "histograms[0].points[0].step"),
         (batch(histograms=[pb.HistogramColumns(tag="w")]), "histograms[0] has no points"),
     ]

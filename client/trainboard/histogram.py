@@ -10,11 +10,15 @@ for a copy:
   the copy to a :class:`~trainboard.types.HistogramSummary`; a torch tensor is
   reduced on its device with torch ops and only the summary reaches the host.
 
-Both paths put every value in the same bucket: the bucket index is computed in
-float64 as ``trunc((x - min) * (buckets / (max - min)))`` with the same operations
-in the same order, so numpy and torch give identical counts for identical data.
+Both paths compute the same summary: the values at the needed ranks (numpy
+partitions the copy, torch sorts it on its device), the exact basis-point values
+and the bucket edges from them with the same float64 arithmetic on the host
+(:func:`_edges_and_basis`), and each value's bucket by comparing it, in float64,
+with those edges; so numpy and torch give identical counts for identical data.
 
-:func:`bands` derives TensorBoard's distribution bands from a summary.
+:func:`bands` gives TensorBoard's distribution bands of a summary: the exact values
+it carries, or, for a summary stored before it carried them, values derived from
+its equal-width buckets.
 
 torch is never imported here: a tensor is recognised only when the caller has
 already imported torch (``sys.modules``).
@@ -96,9 +100,9 @@ class Snapshot:
         return self._nbytes
 
     def summarize(self, buckets: int = DEFAULT_BUCKETS) -> HistogramSummary:
-        """Reduces the copy to a summary with ``buckets`` equal-width buckets
-        (1 to 512); a torch tensor is reduced on its own device. Call it from one
-        thread at a time."""
+        """Reduces the copy to a summary with at most ``buckets`` (1 to 512) buckets
+        whose edges follow the data, and the exact basis-point values; a torch
+        tensor is reduced on its own device. Call it from one thread at a time."""
         buckets = check_buckets(buckets)
         if self._result is not None:
             done_buckets, summary = self._result
