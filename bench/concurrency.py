@@ -55,8 +55,14 @@ def value_of(step: int, writer: int) -> float:
 def worker(address: str, index: int, writers: int, seconds: float, result: Path) -> None:
     import trainboard
 
+    # Every writer process logs into the one run (as the ranks of a distributed job).
     client = trainboard.Client(
-        EXPERIMENT, run_name(writers), server=address, params={"writers": writers}, spill_after=30.0
+        EXPERIMENT,
+        run_name(writers),
+        server=address,
+        params={"writers": writers},
+        spill_after=30.0,
+        resume=True,
     )
     own = f"w{index}"
     steps = 0

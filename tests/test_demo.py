@@ -314,13 +314,19 @@ def test_demo_logs_three_runs_end_to_end(server_address: str) -> None:
     assert good_row[-1] == str(2 * steps + 2 * 5)
 
 
-def test_running_the_demo_again_resumes_its_runs(server_address: str) -> None:
+def test_running_the_demo_again_makes_three_new_runs(server_address: str) -> None:
     first = demo.run_demo(server_address, experiment="again", steps=12)
     second = demo.run_demo(server_address, experiment="again", steps=12)
-    assert second == first
+    assert set(second).isdisjoint(first)
     with trainboard.Reader(server=server_address) as reader:
-        assert len(reader.runs("again")) == 3
-        assert reader.scalars(first[0], "loss").total == 12
+        runs = reader.runs("again")
+        assert len(runs) == 6
+        assert sorted(r.name for r in runs) == sorted(
+            [demo.run_name(lr) for lr in demo.DEFAULT_LEARNING_RATES]
+            + [f"{demo.run_name(lr)} (2)" for lr in demo.DEFAULT_LEARNING_RATES]
+        )
+        for run_id in first + second:
+            assert reader.scalars(run_id, "loss").total == 12
 
 
 def test_summary_table_of_an_empty_experiment_says_so(server_address: str) -> None:

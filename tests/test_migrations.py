@@ -126,6 +126,8 @@ def test_the_schema_check_sees_what_a_migration_lacks(engine: Engine) -> None:
     assert sorted(described(d) for d in differences) == [
         ("add_column", "histograms", "basis_values"),
         ("add_column", "histograms", "bucket_edges"),
+        ("add_column", "runs", "client_id"),
+        ("add_index", "ix_runs_experiment_id_client_id"),
         ("add_table", "run_tags"),
     ]
 
@@ -161,6 +163,30 @@ def histogram_record(step: int) -> HistogramRecord:
         bucket_counts=buckets,
     )
     return HistogramRecord(tag="layer/W", step=step, wall_time=2_000.0 + step, summary=summary)
+
+
+def start_run_as_at_the_first_revision(
+    engine: Engine, experiment: str, name: str, params: str, wall_time: float
+) -> int:
+    """A run row exactly as revision 0001 stored it (revision 0004 added a column)."""
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO experiments (name, created_at) VALUES (:name, :t) "
+                "ON CONFLICT (name) DO NOTHING"
+            ),
+            {"name": experiment, "t": wall_time},
+        )
+        return int(
+            connection.execute(
+                text(
+                    "INSERT INTO runs (experiment_id, name, params, status, started_at, "
+                    "updated_at) SELECT id, :name, :params, 'running', :t, :t FROM experiments "
+                    "WHERE name = :experiment RETURNING id"
+                ),
+                {"experiment": experiment, "name": name, "params": params, "t": wall_time},
+            ).scalar_one()
+        )
 
 
 def write_histograms_as_at_the_first_revision(
@@ -225,7 +251,8 @@ def test_data_written_at_the_first_revision_reads_back_whole_after_upgrading(
         points = expected.setdefault((run_id, tag), {})
         points.update(zip(np.asarray(steps).tolist(), np.asarray(values).tolist(), strict=True))
 
-    long_run = old.start_run("digits", "lr=0.5", {"lr": 0.5}, 100.0).run.id
+    # Runs with plain SQL: revision 0004 added a column that the write path fills.
+    long_run = start_run_as_at_the_first_revision(engine, "digits", "lr=0.5", '{"lr": 0.5}', 100.0)
     steps = np.arange(3 * CHUNK_POINTS + 17)
     write(long_run, "loss", steps, np.cos(steps / 100.0))  # several full chunks
     write(long_run, "loss", np.arange(500, 520), np.full(20, -1.0))  # re-logged steps
@@ -239,9 +266,9 @@ def test_data_written_at_the_first_revision_reads_back_whole_after_upgrading(
     )
     old.set_graph(long_run, GRAPH)
     old.finish_run(long_run, "finished", 90_000.0)
-    other_run = old.start_run("digits", "lr=0.1", {"lr": 0.1}, 200.0).run.id
+    other_run = start_run_as_at_the_first_revision(engine, "digits", "lr=0.1", '{"lr": 0.1}', 200.0)
     write(other_run, "loss", np.arange(100), np.linspace(2.0, 1.0, 100))
-    elsewhere = old.start_run("cifar", "baseline", None, 300.0).run.id
+    elsewhere = start_run_as_at_the_first_revision(engine, "cifar", "baseline", "{}", 300.0)
     write(elsewhere, "loss", np.array([7]), np.array([0.25]))
 
     upgrade_to_head(engine)

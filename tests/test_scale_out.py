@@ -89,6 +89,7 @@ class Writer(threading.Thread):
                 flush_interval=0.05,
                 spill_after=60.0,  # the other server is up: retrying must succeed first
                 spool_dir=self.spool_dir,
+                resume=True,  # every writer logs into the one run
             )
             own = f"w{self.index}"
             while not self.stop.is_set() and (self.limit is None or self.logged < self.limit):

@@ -445,13 +445,27 @@ def test_a_batch_sent_twice_at_once_is_stored_once(store: SqlStore) -> None:
     assert sorted(results) == [False] + [True] * 5
 
 
-def test_starting_one_run_from_many_threads_creates_it_once(db_url: str) -> None:
+def test_resuming_one_run_from_many_threads_creates_it_once(db_url: str) -> None:
     stores = [SqlStore.from_url(db_url) for _ in range(4)]
     ids: list[int] = []
     try:
-        run_in_threads(4, lambda i: ids.append(stores[i].start_run("e", "r", None, 1.0).run.id))
+        run_in_threads(
+            4, lambda i: ids.append(stores[i].start_run("e", "r", None, 1.0, resume=True).run.id)
+        )
         assert len(set(ids)) == 1
         assert [r.id for r in stores[0].list_runs("e")] == ids[:1]
+    finally:
+        for opened in stores:
+            opened.close()
+
+
+def test_starting_one_name_from_many_threads_makes_distinct_runs(db_url: str) -> None:
+    stores = [SqlStore.from_url(db_url) for _ in range(4)]
+    names: list[str] = []
+    try:
+        run_in_threads(4, lambda i: names.append(stores[i].start_run("e", "r", None, 1.0).run.name))
+        assert sorted(names) == ["r", "r (2)", "r (3)", "r (4)"]
+        assert len(stores[0].list_runs("e")) == 4
     finally:
         for opened in stores:
             opened.close()

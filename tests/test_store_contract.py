@@ -170,11 +170,11 @@ def test_starting_a_new_run_creates_it_running(store: Store) -> None:
     assert store.list_runs("digits") == [run]
 
 
-def test_starting_a_run_again_resumes_it_running(store: Store) -> None:
+def test_resuming_a_run_makes_it_running_again(store: Store) -> None:
     first = store.start_run("digits", "lr=0.5", {"lr": 0.5}, 100.0).run
     store.finish_run(first.id, "failed", 150.0)
 
-    again = store.start_run("digits", "lr=0.5", None, 200.0)
+    again = store.start_run("digits", "lr=0.5", None, 200.0, resume=True)
 
     assert again.resumed
     assert again.run.id == first.id
@@ -185,10 +185,78 @@ def test_starting_a_run_again_resumes_it_running(store: Store) -> None:
     assert [r.id for r in store.list_runs("digits")] == [first.id]
 
 
+def test_starting_a_used_name_again_makes_a_new_run_and_leaves_the_old_one(store: Store) -> None:
+    first = store.start_run("digits", "lr=0.5", {"lr": 0.5}, 100.0).run
+    store.write_batch(scalars(first.id, {"loss": ([0, 1], [3.0, 2.0])}))
+    store.finish_run(first.id, "finished", 150.0)
+
+    second = store.start_run("digits", "lr=0.5", {"lr": 0.4}, 200.0)
+    third = store.start_run("digits", "lr=0.5", None, 300.0)
+
+    assert not second.resumed
+    assert not third.resumed
+    assert (second.run.name, third.run.name) == ("lr=0.5 (2)", "lr=0.5 (3)")
+    assert second.run.id != first.id
+    assert third.run.id != second.run.id
+    assert second.last_steps == ()
+    assert dict(second.run.params) == {"lr": 0.4}
+    listed = {r.name: r for r in store.list_runs("digits")}
+    assert set(listed) == {"lr=0.5", "lr=0.5 (2)", "lr=0.5 (3)"}
+    assert (listed["lr=0.5"].status, dict(listed["lr=0.5"].params)) == ("finished", {"lr": 0.5})
+    old = store.read_scalars(first.id, "loss")
+    assert old is not None
+    assert old.values.tolist() == [3.0, 2.0]
+
+
+def test_resume_continues_the_newest_run_of_the_name(store: Store) -> None:
+    store.start_run("digits", "r", None, 100.0)
+    newest = store.start_run("digits", "r", None, 200.0).run
+    store.start_run("digits", "other", None, 250.0)
+    store.start_run("digits", "r (2) x", None, 260.0)  # another name that only looks alike
+
+    resumed = store.start_run("digits", "r", {"seed": 1}, 300.0, resume=True)
+
+    assert resumed.resumed
+    assert (resumed.run.id, resumed.run.name) == (newest.id, "r (2)")
+    assert len(store.list_runs("digits")) == 4
+
+
+def test_resume_without_a_run_of_that_name_creates_it(store: Store) -> None:
+    started = store.start_run("digits", "fresh", None, 100.0, resume=True)
+
+    assert not started.resumed
+    assert started.run.name == "fresh"
+
+
+def test_a_start_retried_by_the_same_client_finds_its_run(store: Store) -> None:
+    store.start_run("digits", "r", None, 100.0)
+    first = store.start_run("digits", "r", None, 200.0, client_id="client-a")
+    store.write_batch(scalars(first.run.id, {"loss": ([4], [1.0])}))
+
+    again = store.start_run("digits", "r", None, 201.0, client_id="client-a")
+    other = store.start_run("digits", "r", None, 202.0, client_id="client-b")
+
+    assert first.run.name == "r (2)"
+    assert (again.run.id, again.resumed) == (first.run.id, False)
+    assert [(t.name, t.last_step) for t in again.last_steps] == [("loss", 4)]
+    assert other.run.name == "r (3)"
+
+
+@pytest.mark.parametrize("name", ["a_b", "a%b", "50% (2)", "x" * 256])
+def test_rerun_names_stay_valid_and_unique_whatever_the_name(store: Store, name: str) -> None:
+    names = [store.start_run("digits", name, None, float(i)).run.name for i in range(12)]
+
+    assert len(set(names)) == 12
+    assert names[0] == name
+    assert all(len(n) <= 256 for n in names)
+    assert names[-1].endswith(" (12)")
+    assert store.start_run("digits", name, None, 99.0, resume=True).run.name == names[-1]
+
+
 def test_resuming_merges_params_new_values_replacing_old(store: Store) -> None:
     store.start_run("digits", "r", {"lr": 0.5, "seed": 1}, 100.0)
 
-    resumed = store.start_run("digits", "r", {"lr": 0.1, "epochs": 3}, 200.0)
+    resumed = store.start_run("digits", "r", {"lr": 0.1, "epochs": 3}, 200.0, resume=True)
 
     expected = {"lr": 0.1, "seed": 1, "epochs": 3}
     assert dict(resumed.run.params) == expected
@@ -198,7 +266,7 @@ def test_resuming_merges_params_new_values_replacing_old(store: Store) -> None:
 def test_resuming_with_params_none_keeps_them(store: Store) -> None:
     store.start_run("digits", "r", {"lr": 0.5}, 100.0)
 
-    resumed = store.start_run("digits", "r", None, 200.0)
+    resumed = store.start_run("digits", "r", None, 200.0, resume=True)
 
     assert dict(resumed.run.params) == {"lr": 0.5}
 
@@ -209,7 +277,7 @@ def test_resuming_returns_the_last_step_of_every_tag_and_kind(store: Store) -> N
     store.write_batch(scalars(run_id, {"loss": ([2], [1.5])}))  # an older step: last stays 7
     store.write_batch(histograms(run_id, "loss", [3, 5]))
 
-    resumed = store.start_run("digits", "lr=0.5", None, 300.0)
+    resumed = store.start_run("digits", "lr=0.5", None, 300.0, resume=True)
 
     assert [(t.name, t.kind, t.last_step) for t in resumed.last_steps] == [
         ("loss", "histogram", 5),
@@ -766,7 +834,7 @@ def test_names_are_stored_verbatim(store: Store, name: str) -> None:
     assert store.read_scalars(run_id, name) is not None
     assert store.read_histograms(run_id, name) is not None
     assert store.get_graph(run_id) == [GraphNode(name=name, op=name, attributes={name: name})]
-    assert store.start_run(name, name, None, 2.0).resumed
+    assert store.start_run(name, name, None, 2.0, resume=True).resumed
 
 
 def test_a_full_resolution_read_comes_in_pages_that_join_into_the_whole(store: Store) -> None:
@@ -898,7 +966,7 @@ def test_a_renamed_run_keeps_its_data_and_resumes_under_its_new_name(store: Stor
     [run] = store.list_runs("digits")
     assert (run.id, run.name, run.tags) == (run_id, "new", ("baseline", "old"))
     assert store.read_scalars(run_id, "loss") is not None
-    resumed = store.start_run("digits", "new", None, 600.0)
+    resumed = store.start_run("digits", "new", None, 600.0, resume=True)
     assert resumed.resumed
     assert resumed.run.id == run_id
     assert resumed.run.tags == ("baseline", "old")
@@ -940,7 +1008,7 @@ def test_run_tags_round_trip_sorted_without_repeats(store: Store) -> None:
     assert len(stored) == len(ODD_NAMES) + 1
     runs = store.list_runs("digits")
     assert [r.tags for r in runs] == [stored, ()]
-    assert store.start_run("digits", "lr=0.5", None, 2.0).run.tags == stored
+    assert store.start_run("digits", "lr=0.5", None, 2.0, resume=True).run.tags == stored
     assert store.set_run_tags(run_id, ["only"]) == ("only",)  # replaces the set
     assert store.list_runs("digits")[0].tags == ("only",)
     assert store.set_run_tags(run_id, []) == ()
@@ -1030,7 +1098,7 @@ def test_resuming_a_crashed_run_makes_it_running(store: Store, clock: Clock) -> 
     run_id = store.start_run("digits", "r", None, 1_000.0).run.id
     clock.now = 5_000.0
 
-    resumed = store.start_run("digits", "r", None, 5_000.0)
+    resumed = store.start_run("digits", "r", None, 5_000.0, resume=True)
 
     assert resumed.run.id == run_id
     assert status_of(store, run_id) == "running"

@@ -347,8 +347,8 @@ def run_demo(
     Each run (named like ``lr=0.5``, with params ``lr``, ``batch_size`` and ``steps``)
     gets its graph, the minibatch ``loss`` and ``accuracy`` at every step, and at
     every tenth step and the last ``test/loss``, ``test/accuracy`` and histograms of
-    ``layer/W``, ``layer/b`` and ``layer/y``. Running the demo again resumes the runs of
-    the same names, and the new points replace the old ones step by step. Raises
+    ``layer/W``, ``layer/b`` and ``layer/y``. Running the demo again makes three new
+    runs (``lr=0.5 (2)`` and so on), as running any training script again does. Raises
     ``RuntimeError`` when the server has not stored a run's data within
     ``FLUSH_TIMEOUT`` seconds of its last step (the run is then marked failed).
     """

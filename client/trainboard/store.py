@@ -41,6 +41,15 @@ Errors
 ``InvalidArgument`` for a bad field (the message names it) and for a rename to a
 taken name. Reading a tag a run does not have returns ``None``.
 
+Limits
+------
+``trainboard.validation`` holds them. A batch touches at most
+``MAX_TAGS_PER_BATCH`` tags (``InvalidArgument``); a run holds at most
+``MAX_TAGS_PER_RUN`` tags, and a batch that would add more is refused whole with
+``ResourceExhausted``. Params are at most ``MAX_PARAMS_JSON`` bytes of JSON nested
+at most ``MAX_PARAMS_DEPTH`` deep, with finite numbers only (``InvalidArgument``).
+Each message names its limit.
+
 Thread safety
 -------------
 Every method may be called from many threads at once, and several processes
@@ -71,8 +80,13 @@ class Store(Protocol):
         run: str,
         params: Mapping[str, Any] | None,
         wall_time: float,
+        *,
+        resume: bool = False,
+        client_id: str | None = None,
     ) -> StartedRun:
-        """Creates the run or resumes it (see the module docstring)."""
+        """Creates a new run (a used name gets a suffix: ``run (2)``), or with
+        ``resume`` continues the newest run of that name; a run ``client_id``
+        created before is always continued (see the module docstring)."""
         ...
 
     def write_batch(self, batch: WriteBatch) -> WriteResult:

@@ -7,7 +7,8 @@ package: the store converts them to ``trainboard.types`` objects.
 Layout (docs/design.md):
 
 - ``experiments``: a name per experiment.
-- ``runs``: unique (experiment, name); params as JSON text; times as float epoch seconds.
+- ``runs``: unique (experiment, name); params as JSON text; times as float epoch seconds;
+  the id of the client that created it.
   An experiment row outlives its runs (deleting them leaves it); experiments are
   listed while they have runs.
 - ``run_tags``: the labels of a run, one row per (run, tag).
@@ -41,6 +42,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAME_LENGTH = 256
 KIND_LENGTH = 16
+CLIENT_ID_LENGTH = 128
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY (the rowid); PostgreSQL gets BIGINT.
 Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -72,6 +74,7 @@ class RunRow(Base):
         UniqueConstraint("experiment_id", "name"),
         # Stored statuses only: "crashed" is reported, never stored.
         CheckConstraint("status IN ('running', 'finished', 'failed', 'killed')", name="status"),
+        Index(None, "experiment_id", "client_id"),
         # Runs are deleted: SQLite must never give a new run a deleted one's id.
         {"sqlite_autoincrement": True},
     )
@@ -84,6 +87,9 @@ class RunRow(Base):
     started_at: Mapped[float] = mapped_column(Double)
     finished_at: Mapped[float | None] = mapped_column(Double, nullable=True)
     updated_at: Mapped[float] = mapped_column(Double)
+    # The SDK client that created the run (its id, as in its write batches), so that
+    # its retried StartRun, and a later sync of its spool, find the same run.
+    client_id: Mapped[str | None] = mapped_column(String(CLIENT_ID_LENGTH), nullable=True)
 
 
 class RunTagRow(Base):

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Double, bindparam, case, delete, select, update
+from sqlalchemy import Connection, Double, bindparam, case, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
 
 from trainboard.errors import InvalidArgument, NotFound
 from trainboard.types import Run, StartedRun
-from trainboard.validation import params_to_json
+from trainboard.validation import MAX_NAME_LENGTH, params_to_json
 from trainboard_server.storage.dialect import in_groups, insert_ignoring_conflicts
 from trainboard_server.storage.models import experiments, run_tags, runs
 from trainboard_server.storage.series import run_tags as series_last_steps
+from trainboard_server.storage.session import WriteConflict
 
 _RUN_COLUMNS = (
     runs.c.id,
@@ -36,42 +39,91 @@ def start_run(
     name: str,
     params: Mapping[str, Any] | None,
     wall_time: float,
+    *,
+    resume: bool = False,
+    client_id: str | None = None,
 ) -> StartedRun:
-    """Creates the run, or resumes it: status back to running, ``params`` merged in."""
+    """Starts a run of ``experiment`` named ``name``.
+
+    A used name makes a new run whose name gets the first free suffix (``name (2)``,
+    ``name (3)``, ...): a rerun never touches the old run. With ``resume`` the newest
+    run of that name (suffixed or not) continues instead: status back to running,
+    ``params`` merged in. A run this ``client_id`` created before is continued
+    whatever ``resume`` says: a client's retried StartRun, or a later sync of its
+    spool, finds the run it started."""
     experiment_id = _experiment_id(connection, experiment, wall_time)
-    existing = _locked_run(connection, experiment_id, name)
-    if existing is None:
-        text = params_to_json(params or {})
-        statement = (
-            insert_ignoring_conflicts(connection.dialect.name, runs, ("experiment_id", "name"))
-            .values(
-                experiment_id=experiment_id,
-                name=name,
-                params=text,
-                status="running",
-                started_at=wall_time,
-                finished_at=None,
-                updated_at=wall_time,
-            )
-            .returning(runs.c.id)
+    if client_id:
+        own = _locked_run(
+            connection, runs.c.experiment_id == experiment_id, runs.c.client_id == client_id
         )
-        run_id = connection.execute(statement).scalar_one_or_none()
-        if run_id is not None:
-            run = Run(
-                id=run_id,
-                name=name,
-                experiment=experiment,
-                params=json.loads(text),
-                status="running",
-                started_at=wall_time,
-                finished_at=None,
-                updated_at=wall_time,
-            )
-            return StartedRun(run=run, resumed=False)
-        # Another process created it between our look and our insert: resume that.
-        existing = _locked_run(connection, experiment_id, name)
-        assert existing is not None
-    run_id, stored_params, started_at, updated_at = existing
+        if own is not None:  # this client started it: not a resume, the same start
+            return _continue_run(connection, experiment, own, params, wall_time, resumed=False)
+    if resume:
+        newest = _newest_of_name(connection, experiment_id, name)
+        if newest is not None:
+            existing = _locked_run(connection, runs.c.id == newest)
+            assert existing is not None
+            return _continue_run(connection, experiment, existing, params, wall_time)
+    return _create_run(
+        connection, experiment, experiment_id, name, params, wall_time, client_id, exact=resume
+    )
+
+
+def _create_run(
+    connection: Connection,
+    experiment: str,
+    experiment_id: int,
+    name: str,
+    params: Mapping[str, Any] | None,
+    wall_time: float,
+    client_id: str | None,
+    *,
+    exact: bool,
+) -> StartedRun:
+    """A new run named ``name``, or with a suffix when that is taken; with
+    ``exact`` (resuming, and no run of the name was there) only ``name``: when
+    another writer created it meanwhile, the transaction is run again and then
+    continues that run (writers that resume together share one run)."""
+    text = params_to_json(params or {})
+    insert = insert_ignoring_conflicts(connection.dialect.name, runs, ("experiment_id", "name"))
+    free = name if exact else _free_name(connection, experiment_id, name)
+    statement = insert.values(
+        experiment_id=experiment_id,
+        name=free,
+        params=text,
+        status="running",
+        started_at=wall_time,
+        finished_at=None,
+        updated_at=wall_time,
+        client_id=client_id or None,
+    ).returning(runs.c.id)
+    run_id = connection.execute(statement).scalar_one_or_none()
+    if run_id is None:
+        # Another writer took that name between our look and our insert: start again.
+        raise WriteConflict(f"run name {free!r} was taken meanwhile")
+    run = Run(
+        id=run_id,
+        name=free,
+        experiment=experiment,
+        params=json.loads(text),
+        status="running",
+        started_at=wall_time,
+        finished_at=None,
+        updated_at=wall_time,
+    )
+    return StartedRun(run=run, resumed=False)
+
+
+def _continue_run(
+    connection: Connection,
+    experiment: str,
+    existing: _StoredRun,
+    params: Mapping[str, Any] | None,
+    wall_time: float,
+    *,
+    resumed: bool = True,
+) -> StartedRun:
+    run_id, name, stored_params, started_at, updated_at = existing
     merged = json.loads(stored_params)
     if params is not None:
         merged.update(json.loads(params_to_json(params)))
@@ -94,7 +146,59 @@ def start_run(
         tags=_tags_of(connection, [run_id]).get(run_id, ()),
     )
     last_steps = tuple(series_last_steps(connection, run_id))
-    return StartedRun(run=run, resumed=True, last_steps=last_steps)
+    return StartedRun(run=run, resumed=resumed, last_steps=last_steps)
+
+
+def rerun_name(name: str, number: int) -> str:
+    """``name (number)``, the base shortened so that the whole stays a valid name."""
+    suffix = f" ({number})"
+    return name[: MAX_NAME_LENGTH - len(suffix)] + suffix
+
+
+def _names_like(connection: Connection, experiment_id: int, name: str) -> dict[str, int]:
+    """The experiment's runs named ``name`` or ``name (k)``: name -> id."""
+    # The base as the longest suffix shortens it; candidates are checked exactly below.
+    stem = name[: MAX_NAME_LENGTH - len(f" ({_MAX_SUFFIX})")]
+    rows = connection.execute(
+        select(runs.c.name, runs.c.id).where(
+            runs.c.experiment_id == experiment_id,
+            or_(runs.c.name == name, runs.c.name.startswith(stem, autoescape=True)),
+        )
+    )
+    return {row.name: row.id for row in rows}
+
+
+def _suffix_number(candidate: str, name: str) -> int | None:
+    """k when ``candidate`` is ``name (k)`` (its base possibly shortened), else None."""
+    match = _SUFFIX.fullmatch(candidate)
+    if match is None or rerun_name(name, int(match[2])) != candidate:
+        return None
+    return int(match[2])
+
+
+_MAX_SUFFIX = 999_999_999
+_SUFFIX = re.compile(r"(.*) \(([1-9][0-9]{0,8})\)", re.DOTALL)
+
+
+def _free_name(connection: Connection, experiment_id: int, name: str) -> str:
+    """``name`` when no run of the experiment has it, else ``name (k)`` with k one
+    above the highest suffix in use (2 for the first rerun)."""
+    taken = _names_like(connection, experiment_id, name)
+    if name not in taken:
+        return name
+    numbers = [_suffix_number(candidate, name) for candidate in taken]
+    highest = max((k for k in numbers if k is not None), default=1)
+    return rerun_name(name, highest + 1)
+
+
+def _newest_of_name(connection: Connection, experiment_id: int, name: str) -> int | None:
+    """The id of the newest run named ``name`` or ``name (k)``."""
+    ids = [
+        run_id
+        for candidate, run_id in _names_like(connection, experiment_id, name).items()
+        if candidate == name or _suffix_number(candidate, name) is not None
+    ]
+    return max(ids, default=None)
 
 
 # max(updated_at, :b_time) in SQL, so that a late or skewed clock never moves
@@ -256,14 +360,17 @@ def _experiment_id(connection: Connection, name: str, wall_time: float) -> int:
     return int(connection.execute(lookup).scalar_one())
 
 
-def _locked_run(
-    connection: Connection, experiment_id: int, name: str
-) -> tuple[int, str, float, float] | None:
+_StoredRun = tuple[int, str, str, float, float]  # id, name, params, started_at, updated_at
+
+
+def _locked_run(connection: Connection, *where: ColumnElement[bool]) -> _StoredRun | None:
     row = connection.execute(
-        select(runs.c.id, runs.c.params, runs.c.started_at, runs.c.updated_at)
-        .where(runs.c.experiment_id == experiment_id, runs.c.name == name)
+        select(runs.c.id, runs.c.name, runs.c.params, runs.c.started_at, runs.c.updated_at)
+        .where(*where)
+        .order_by(runs.c.id.desc())
+        .limit(1)
         .with_for_update(key_share=True)  # FOR NO KEY UPDATE: inserts of series still go
     ).first()
     if row is None:
         return None
-    return (row.id, row.params, row.started_at, row.updated_at)
+    return (row.id, row.name, row.params, row.started_at, row.updated_at)
