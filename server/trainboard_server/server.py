@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
+from typing import Protocol, runtime_checkable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -26,14 +28,28 @@ SERVICE_NAMES = tuple(
 )
 
 
+@runtime_checkable
+class ReportsHealth(Protocol):
+    """A store that says when its database becomes unusable and usable again."""
+
+    def add_health_listener(self, listener: Callable[[bool], None]) -> None: ...
+
+
 @dataclass
 class ServerHandle:
-    """A built server: ``start()`` it, read ``address``, ``stop()`` it."""
+    """A built server: ``start()`` it, read ``address``, ``stop()`` it.
+
+    Once started, the health service answers SERVING (for "" and each service name)
+    while the database is usable and NOT_SERVING while it is not (see
+    ``database_health_changed``)."""
 
     server: grpc.Server
     host: str
     port: int
     health: health.HealthServicer
+    _database_healthy: bool = field(default=True, repr=False)
+    _started: bool = field(default=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def address(self) -> str:
@@ -41,8 +57,25 @@ class ServerHandle:
 
     def start(self) -> None:
         self.server.start()
+        with self._lock:
+            self._started = True
+            self._publish_health()
+
+    def database_health_changed(self, healthy: bool) -> None:
+        """The store's listener: the health status follows the database's."""
+        with self._lock:
+            self._database_healthy = healthy
+            if self._started:
+                self._publish_health()
+
+    def _publish_health(self) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if self._database_healthy
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
         for name in ("", *SERVICE_NAMES):
-            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            self.health.set(name, status)
 
     def stop(self, grace: float | None = 5.0) -> None:
         self.health.enter_graceful_shutdown()
@@ -82,7 +115,9 @@ def make_server(
     ``max_message_bytes`` are refused with RESOURCE_EXHAUSTED. With ``tokens``,
     every RPC but the health check needs a valid token (``trainboard_server.auth``);
     with ``tls``, the port serves TLS only. Full-resolution scalar reads are
-    answered in pages of at most ``page_points`` points per series.
+    answered in pages of at most ``page_points`` points per answer (all series
+    together). When the store
+    reports its database's health (``SqlStore`` does), the health check follows it.
     """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="trainboard-rpc"),
@@ -93,7 +128,8 @@ def make_server(
         ],
     )
     pb_grpc.add_WriteServiceServicer_to_server(WriteServicer(store), server)
-    pb_grpc.add_ReadServiceServicer_to_server(ReadServicer(store, page_points=page_points), server)
+    reads = ReadServicer(store, page_points=page_points, max_message_bytes=max_message_bytes)
+    pb_grpc.add_ReadServiceServicer_to_server(reads, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     address = f"{host}:{port}"
@@ -107,7 +143,10 @@ def make_server(
         bound = 0
     if bound == 0:
         raise OSError(f"cannot listen on {host}:{port} (address in use?)")
-    return ServerHandle(server=server, host=host, port=bound, health=health_servicer)
+    handle = ServerHandle(server=server, host=host, port=bound, health=health_servicer)
+    if isinstance(store, ReportsHealth):
+        store.add_health_listener(handle.database_health_changed)
+    return handle
 
 
 def serve(handle: ServerHandle, *, ready: threading.Event | None = None) -> None:
