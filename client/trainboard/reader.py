@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from types import TracebackType
 
-import numpy as np
-
 from trainboard import errors
 from trainboard.transport import RemoteStore, resolve_server, resolve_tls_root_cert, resolve_token
 from trainboard.types import GraphNode, HistogramSeries, Run, ScalarSeries, Tag
@@ -99,25 +97,9 @@ class Reader:
         return [self._rest_of(series, high) for series in found]
 
     def _rest_of(self, series: ScalarSeries, max_step: int | None) -> ScalarSeries:
-        """A full-resolution series whole: the server answers a long one in pages."""
-        if series.next_step is None:
-            return series
-        pages = [series]
-        while pages[-1].next_step is not None:
-            page = self._store.read_scalars(
-                series.run_id, series.tag, None, pages[-1].next_step, max_step
-            )
-            if page is None:  # the series was deleted meanwhile
-                break
-            pages.append(page)
-        return ScalarSeries(
-            run_id=series.run_id,
-            tag=series.tag,
-            steps=np.concatenate([p.steps for p in pages]),
-            wall_times=np.concatenate([p.wall_times for p in pages]),
-            values=np.concatenate([p.values for p in pages]),
-            total=sum(p.total for p in pages),
-        )
+        """A full-resolution series whole: the server answers a long one (or one
+        beyond what is left of an answer's point budget) in pages."""
+        return self._store.read_rest(series, max_step)
 
     def histograms(
         self,

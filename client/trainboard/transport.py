@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import json
 import os
 import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
+import numpy as np
 
 from trainboard import errors, wire
 from trainboard.types import (
@@ -26,6 +26,7 @@ from trainboard.types import (
 )
 from trainboard.v1 import trainboard_pb2 as pb
 from trainboard.v1 import trainboard_pb2_grpc as pb_grpc
+from trainboard.validation import params_to_json
 
 DEFAULT_SERVER = "127.0.0.1:6009"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -89,6 +90,42 @@ def translate_errors() -> Iterator[None]:
         details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
         error = _STATUS_TO_ERROR.get(code, errors.TrainboardError)
         raise error(f"{details} ({code.name})") from exc
+
+
+Found = TypeVar("Found")
+
+
+def _in_parts(
+    read: Callable[[list[int], list[str]], list[Found]], run_ids: list[int], tags: list[str]
+) -> list[Found]:
+    """``read(run_ids, tags)``; when the server answers RESOURCE_EXHAUSTED (the
+    answer would exceed what one holds), the runs (or, for one run, the tags) are
+    split in halves and read apart, in order. A single series too large is the
+    caller's error."""
+    try:
+        return read(run_ids, tags)
+    except errors.ResourceExhausted:
+        if len(run_ids) > 1:
+            half = len(run_ids) // 2
+            return _in_parts(read, run_ids[:half], tags) + _in_parts(read, run_ids[half:], tags)
+        if len(tags) > 1:
+            half = len(tags) // 2
+            return _in_parts(read, run_ids, tags[:half]) + _in_parts(read, run_ids, tags[half:])
+        raise
+
+
+def join_pages(pages: Sequence[ScalarSeries]) -> ScalarSeries:
+    """Pages of one series (``next_step`` chained) as one series."""
+    if len(pages) == 1 and pages[0].next_step is None:
+        return pages[0]
+    return ScalarSeries(
+        run_id=pages[0].run_id,
+        tag=pages[0].tag,
+        steps=np.concatenate([p.steps for p in pages]),
+        wall_times=np.concatenate([p.wall_times for p in pages]),
+        values=np.concatenate([p.values for p in pages]),
+        total=sum(p.total for p in pages),
+    )
 
 
 def resolve_token(token: str | None) -> str | None:
@@ -181,6 +218,8 @@ class RemoteStore:
     ) -> None:
         self.address = address
         self.timeout = timeout
+        #: Tags per ListTags page asked for (0: the server's page size).
+        self.tags_page_size = 0
         self._channel = open_channel(address, token=token, tls_root_cert=tls_root_cert)
         self._write = pb_grpc.WriteServiceStub(self._channel)
         self._read = pb_grpc.ReadServiceStub(self._channel)
@@ -193,10 +232,19 @@ class RemoteStore:
         run: str,
         params: Mapping[str, Any] | None,
         wall_time: float,
+        *,
+        resume: bool = False,
+        client_id: str | None = None,
     ) -> StartedRun:
-        request = pb.StartRunRequest(experiment=experiment, run=run, wall_time=wall_time)
+        request = pb.StartRunRequest(
+            experiment=experiment,
+            run=run,
+            wall_time=wall_time,
+            resume=resume,
+            client_id=client_id or "",
+        )
         if params is not None:
-            request.params_json = json.dumps(dict(params), sort_keys=True)
+            request.params_json = params_to_json(params)
         with translate_errors():
             response = self._write.StartRun(request, timeout=self.timeout)
         return wire.started_run_from_pb(response)
@@ -258,9 +306,22 @@ class RemoteStore:
         return [wire.run_from_pb(r) for r in response.runs]
 
     def list_tags(self, run_id: int) -> list[Tag]:
-        with translate_errors():
-            response = self._read.ListTags(pb.ListTagsRequest(run_id=run_id), timeout=self.timeout)
-        return [wire.tag_from_pb(t) for t in response.tags]
+        """All the run's tags, sorted by (kind, name): the pages the server answers
+        in, joined."""
+        request = pb.ListTagsRequest(run_id=run_id, page_size=self.tags_page_size)
+        tags: list[Tag] = []
+        pages = 0
+        while True:
+            with translate_errors():
+                response = self._read.ListTags(request, timeout=self.timeout)
+            tags.extend(wire.tag_from_pb(t) for t in response.tags)
+            pages += 1
+            if not response.next_page_token:
+                break
+            request.page_token = response.next_page_token
+        if pages > 1:  # each page is sorted, the pages are not
+            tags.sort(key=lambda t: (t.kind, t.name))
+        return tags
 
     def read_scalars(
         self,
@@ -283,18 +344,42 @@ class RemoteStore:
         max_step: int | None = None,
         limit: int | None = None,
     ) -> list[ScalarSeries]:
-        """Every (run, tag) pair that exists, in one round trip (a full-resolution
-        read may come back as a first page: see ``ScalarSeries.next_step``)."""
-        request = pb.ReadScalarsRequest(
-            run_ids=run_ids, tags=tags, max_points=max_points or 0, limit=limit or 0
-        )
-        if min_step is not None:
-            request.min_step = min_step
-        if max_step is not None:
-            request.max_step = max_step
-        with translate_errors():
-            response = self._read.ReadScalars(request, timeout=self.timeout)
-        return [wire.scalar_series_from_pb(s) for s in response.series]
+        """Every (run, tag) pair that exists, usually in one round trip (a
+        full-resolution read may come back as a first page: see
+        ``ScalarSeries.next_step``). A read larger than one answer holds is asked
+        for in parts (fewer series at a time); a downsampled series that comes in
+        pages is joined here, so that only full-resolution reads return pages."""
+        run_ids, tags = list(dict.fromkeys(run_ids)), list(dict.fromkeys(tags))
+
+        def one(ids: list[int], names: list[str]) -> list[ScalarSeries]:
+            request = pb.ReadScalarsRequest(
+                run_ids=ids, tags=names, max_points=max_points or 0, limit=limit or 0
+            )
+            if min_step is not None:
+                request.min_step = min_step
+            if max_step is not None:
+                request.max_step = max_step
+            with translate_errors():
+                response = self._read.ReadScalars(request, timeout=self.timeout)
+            return [wire.scalar_series_from_pb(s) for s in response.series]
+
+        found = _in_parts(one, run_ids, tags)
+        if max_points is None:
+            return found
+        return [self.read_rest(series, max_step) for series in found]
+
+    def read_rest(self, series: ScalarSeries, max_step: int | None = None) -> ScalarSeries:
+        """A series whole: the pages from ``series.next_step`` on (up to
+        ``max_step``), joined to it."""
+        if series.next_step is None:
+            return series
+        pages = [series]
+        while pages[-1].next_step is not None:
+            page = self.read_scalars(series.run_id, series.tag, None, pages[-1].next_step, max_step)
+            if page is None:  # the series was deleted meanwhile
+                break
+            pages.append(page)
+        return join_pages(pages)
 
     def read_histograms(
         self,
@@ -313,12 +398,18 @@ class RemoteStore:
         max_steps: int | None = None,
         min_step: int | None = None,
     ) -> list[HistogramSeries]:
-        request = pb.ReadHistogramsRequest(run_ids=run_ids, tags=tags, max_steps=max_steps or 0)
-        if min_step is not None:
-            request.min_step = min_step
-        with translate_errors():
-            response = self._read.ReadHistograms(request, timeout=self.timeout)
-        return [wire.histogram_series_from_pb(s) for s in response.series]
+        """Every (run, tag) pair that exists; a read larger than one answer holds
+        is asked for in parts (fewer series at a time)."""
+
+        def one(ids: list[int], names: list[str]) -> list[HistogramSeries]:
+            request = pb.ReadHistogramsRequest(run_ids=ids, tags=names, max_steps=max_steps or 0)
+            if min_step is not None:
+                request.min_step = min_step
+            with translate_errors():
+                response = self._read.ReadHistograms(request, timeout=self.timeout)
+            return [wire.histogram_series_from_pb(s) for s in response.series]
+
+        return _in_parts(one, list(dict.fromkeys(run_ids)), list(dict.fromkeys(tags)))
 
     def get_graph(self, run_id: int) -> list[GraphNode] | None:
         with translate_errors():

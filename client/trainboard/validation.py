@@ -25,10 +25,33 @@ MAX_BUCKETS = 512
 #: (trainboard.histogram.BASIS_POINTS).
 BASIS_COUNT = 9
 DEFAULT_BUCKETS = 64
-MAX_PARAMS_JSON = 64 * 1024
 MAX_GRAPH_NODES = 100_000
 MAX_COUNT = 2**63 - 1  # counts are stored as signed 64-bit integers
 MAX_RUN_TAGS = 64
+
+# ---------------------------------------------------------------- size limits
+# The limits that keep one request, one answer and one run bounded, in one place.
+# Each refusal names its limit by these words ("tags per write batch", ...).
+
+#: Params of a run: at most this many bytes as JSON...
+MAX_PARAMS_JSON = 64 * 1024
+#: ...nested at most this deep (a dict or list inside a dict is depth 2).
+MAX_PARAMS_DEPTH = 32
+#: Distinct tags one write batch may touch (scalar and histogram tags counted apart).
+MAX_TAGS_PER_BATCH = 10_000
+#: Tags one run may hold (a tag with scalars and histograms counts twice).
+MAX_TAGS_PER_RUN = 100_000
+#: Scalar points in one ReadScalars answer, all its series together (24 MB on the
+#: wire). A full-resolution read beyond it comes in pages (``ScalarSeries.next_step``).
+MAX_READ_POINTS = 1_000_000
+#: Bytes of histogram summaries in one ReadHistograms answer (estimated from storage
+#: before the answer is built).
+MAX_READ_HISTOGRAM_BYTES = 32 * 1024 * 1024
+#: (run, tag) pairs one read may ask for.
+MAX_READ_SERIES = 100_000
+#: Tags in one ListTags page, and bytes of their names; the SDK joins pages.
+MAX_TAGS_PAGE = 100_000
+MAX_TAGS_PAGE_BYTES = 16 * 1024 * 1024
 
 
 def _has_control_character(text: str) -> bool:
@@ -123,19 +146,33 @@ def check_buckets(value: object) -> int:
 
 
 def params_to_json(params: object) -> str:
-    """Params: a mapping of str keys to JSON-serialisable values, as a JSON object."""
+    """Params: a mapping of str keys to JSON-serialisable values, as a JSON object of
+    at most ``MAX_PARAMS_JSON`` bytes nested at most ``MAX_PARAMS_DEPTH`` deep, with
+    finite numbers only (JSON has no NaN or Infinity)."""
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be a dict, got {type(params).__name__}")
     for key in params:
         if not isinstance(key, str):
             raise TypeError(f"params keys must be str, got {type(key).__name__} {key!r}")
         check_name("params key", key)
+    _check_params_value(params, "params")
     try:
-        text = json.dumps(dict(params), sort_keys=True, allow_nan=True, default=_json_default)
+        text = json.dumps(dict(params), sort_keys=True, allow_nan=False, default=_json_default)
+    except RecursionError:  # nesting that only a default= conversion revealed
+        raise InvalidArgument(
+            f"params nest deeper than {MAX_PARAMS_DEPTH} levels (params depth limit)"
+        ) from None
     except (TypeError, ValueError) as exc:
+        if "Out of range float" in str(exc):  # a non-finite value a conversion revealed
+            raise InvalidArgument(
+                f"params must hold finite numbers only (JSON has no NaN or Infinity): {exc}"
+            ) from exc
         raise TypeError(f"params must be JSON-serialisable: {exc}") from exc
     if len(text) > MAX_PARAMS_JSON:
-        raise InvalidArgument(f"params are {len(text)} bytes as JSON; at most {MAX_PARAMS_JSON}")
+        raise InvalidArgument(
+            f"params are {len(text):,} bytes as JSON; at most {MAX_PARAMS_JSON:,} "
+            "(params size limit)"
+        )
     return text
 
 
@@ -149,19 +186,119 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
+def _check_params_value(value: object, field: str) -> None:
+    """``InvalidArgument`` when dicts and lists in ``value`` nest deeper than
+    ``MAX_PARAMS_DEPTH`` or a number in it is NaN or infinite. Walked with an
+    explicit stack, so that no nesting can raise RecursionError."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children: Iterable[object] = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            if (
+                isinstance(item, numbers.Real)
+                and not isinstance(item, numbers.Integral)
+                and not math.isfinite(float(item))
+            ):
+                raise InvalidArgument(
+                    f"{field} must hold finite numbers only (JSON has no NaN or "
+                    f"Infinity), got {item!r}"
+                )
+            continue
+        if depth > MAX_PARAMS_DEPTH:
+            raise InvalidArgument(
+                f"{field} nest deeper than {MAX_PARAMS_DEPTH} levels (params depth limit)"
+            )
+        stack.extend((child, depth + 1) for child in children)
+
+
+def _json_nesting(text: str) -> int:
+    """The deepest nesting of ``[`` and ``{`` in JSON text, strings skipped."""
+    if text.count("[") + text.count("{") <= MAX_PARAMS_DEPTH:
+        return 0  # cannot be deeper than the limit
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text} is out of a double's range")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def params_from_json(text: str, field: str = "params_json") -> dict[str, Any]:
-    """Parses a params JSON object (server side), naming the field on error."""
-    if len(text) > MAX_PARAMS_JSON:
-        raise InvalidArgument(f"{field} is {len(text)} bytes; at most {MAX_PARAMS_JSON}")
+    """Parses a params JSON object (server side), naming the field on error: at most
+    ``MAX_PARAMS_JSON`` bytes, nested at most ``MAX_PARAMS_DEPTH`` deep, finite
+    numbers only (NaN, Infinity and numbers beyond a double, such as 1e400, are refused)."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_PARAMS_JSON:
+        raise InvalidArgument(
+            f"{field} is {size:,} bytes; at most {MAX_PARAMS_JSON:,} (params size limit)"
+        )
+    if _json_nesting(text) > MAX_PARAMS_DEPTH:
+        raise InvalidArgument(
+            f"{field} nests deeper than {MAX_PARAMS_DEPTH} levels (params depth limit)"
+        )
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+    except RecursionError:
+        raise InvalidArgument(
+            f"{field} nests deeper than {MAX_PARAMS_DEPTH} levels (params depth limit)"
+        ) from None
     except ValueError as exc:
-        raise InvalidArgument(f"{field} is not valid JSON: {exc}") from exc
+        raise InvalidArgument(f"{field} is not valid JSON with finite numbers: {exc}") from exc
     if not isinstance(value, dict):
         raise InvalidArgument(f"{field} must be a JSON object, got {type(value).__name__}")
     for key in value:
         check_name(f"{field} key", key)
+    _check_params_value(value, field)
     return value
+
+
+def check_tags_per_batch(count: int) -> int:
+    """``InvalidArgument`` when one write batch touches more than
+    ``MAX_TAGS_PER_BATCH`` tags (scalar and histogram tags counted apart)."""
+    if count > MAX_TAGS_PER_BATCH:
+        raise InvalidArgument(
+            f"the batch writes {count:,} tags; at most {MAX_TAGS_PER_BATCH:,} "
+            "(tags per write batch): send them in several batches"
+        )
+    return count
+
+
+def check_tags_per_run(
+    count: int, run: object = "the run", error: type[Exception] = InvalidArgument
+) -> int:
+    """``error`` (``InvalidArgument`` by default; the server raises
+    ``ResourceExhausted``) when a run would hold more than ``MAX_TAGS_PER_RUN``
+    tags. The SDK checks this before a new tag enters its queue."""
+    if count > MAX_TAGS_PER_RUN:
+        raise error(f"{run} would hold {count:,} tags; at most {MAX_TAGS_PER_RUN:,} (tags per run)")
+    return count
 
 
 def check_summary(summary: HistogramSummary, field: str = "summary") -> HistogramSummary:

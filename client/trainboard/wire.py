@@ -33,9 +33,11 @@ from trainboard.v1 import trainboard_pb2 as pb
 from trainboard.validation import (
     MAX_BUCKETS,
     MAX_STEP,
+    MAX_TAGS_PER_BATCH,
     check_name,
     check_step,
     check_summary,
+    check_tags_per_batch,
     check_wall_time,
 )
 
@@ -231,14 +233,22 @@ def columns_from_pb(
 
 
 def scalar_series_to_pb(series: ScalarSeries) -> pb.ScalarSeriesData:
-    message = pb.ScalarSeriesData(
-        run_id=series.run_id,
-        columns=columns_to_pb(series.tag, series.steps, series.wall_times, series.values),
-        total=series.total,
-    )
+    message = pb.ScalarSeriesData()
+    scalar_series_into(message, series)
+    return message
+
+
+def scalar_series_into(message: pb.ScalarSeriesData, series: ScalarSeries) -> None:
+    """Fills ``message`` (say ``response.series.add()``: no copy of a large message,
+    as ``append`` would make) with ``series``."""
+    message.run_id = series.run_id
+    message.columns.tag = series.tag
+    message.columns.steps = np.asarray(series.steps, dtype=_INT64).tobytes()
+    message.columns.wall_times = np.asarray(series.wall_times, dtype=_FLOAT64).tobytes()
+    message.columns.values = np.asarray(series.values, dtype=_FLOAT64).tobytes()
+    message.total = series.total
     if series.next_step is not None:
         message.next_step = series.next_step
-    return message
 
 
 def scalar_series_from_pb(msg: pb.ScalarSeriesData) -> ScalarSeries:
@@ -338,16 +348,33 @@ def _histogram_records_to_pb(records: Sequence[HistogramRecord]) -> list[pb.Hist
     return [pb.HistogramColumns(tag=tag, points=points) for tag, points in by_tag.items()]
 
 
+def check_client_id(client_id: str) -> str:
+    """A client's id: a non-empty name of at most 128 characters."""
+    if not client_id:
+        raise InvalidArgument("client_id must not be empty")
+    if len(client_id) > MAX_CLIENT_ID_LENGTH:
+        raise InvalidArgument(f"client_id is longer than {MAX_CLIENT_ID_LENGTH} characters")
+    return check_name("client_id", client_id)
+
+
+def _batch_tag_count(msg: pb.WriteBatchRequest) -> int:
+    """The distinct tags a batch writes, scalar and histogram tags counted apart."""
+    listed = len(msg.scalars) + sum(len(rows.tags) for rows in msg.rows) + len(msg.histograms)
+    if listed <= MAX_TAGS_PER_BATCH:
+        return listed  # an upper bound under the limit: no need to count exactly
+    scalar_tags = {columns.tag for columns in msg.scalars}
+    for rows in msg.rows:
+        scalar_tags.update(rows.tags)
+    return len(scalar_tags) + len({columns.tag for columns in msg.histograms})
+
+
 def write_batch_from_pb(msg: pb.WriteBatchRequest) -> WriteBatch:
     """A write batch from the wire; every field validated."""
-    if not msg.client_id:
-        raise InvalidArgument("client_id must not be empty")
-    if len(msg.client_id) > MAX_CLIENT_ID_LENGTH:
-        raise InvalidArgument(f"client_id is longer than {MAX_CLIENT_ID_LENGTH} characters")
-    check_name("client_id", msg.client_id)
+    check_client_id(msg.client_id)
     if msg.sequence <= 0:
         raise InvalidArgument("sequence must be > 0")
     check_run_id(msg.run_id)
+    check_tags_per_batch(_batch_tag_count(msg))  # before any column is decoded
     scalars = tuple(
         [
             *(

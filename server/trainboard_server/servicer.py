@@ -1,31 +1,64 @@
 """The gRPC servicers: wire messages in, validated domain calls on a Store, wire out.
 
 Domain errors become status codes in one place, ``_translate_errors``.
+
+Bounds (the limits live in ``trainboard.validation``): a read is sized from stored
+counts before its answer is built, so that no answer outgrows a message and a
+request's memory stays bounded. A ReadScalars answer holds at most
+``MAX_READ_POINTS`` points over all its series: a full-resolution series beyond
+what is left comes as a page (``next_step``; an empty page when nothing is left),
+which the SDK follows. A downsampled series is answered whole, and a read whose
+downsampled series alone exceed the budget is refused with RESOURCE_EXHAUSTED
+(the SDK then asks for fewer series at a time); so is a ReadHistograms whose
+summaries would exceed ``MAX_READ_HISTOGRAM_BYTES``. After a large answer the
+freed memory is handed back to the operating system (``MemoryTrimmer``).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import functools
 import logging
+import os
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import grpc
+import numpy as np
 
 from trainboard import errors, wire
 from trainboard.store import Store
+from trainboard.transport import MAX_MESSAGE_BYTES
+from trainboard.types import ScalarSeries
 from trainboard.v1 import trainboard_pb2 as pb
 from trainboard.validation import (
+    MAX_READ_HISTOGRAM_BYTES,
+    MAX_READ_POINTS,
+    MAX_READ_SERIES,
+    MAX_TAGS_PAGE,
+    MAX_TAGS_PAGE_BYTES,
     check_name,
     check_run_tags,
     check_step,
     check_wall_time,
     params_from_json,
 )
+from trainboard_server.sql_store import SqlStore
+from trainboard_server.storage.batches import DeadlineExceeded
 
 log = logging.getLogger("trainboard.server")
 
+#: Wire bytes of a series in an answer beside its tag and its points.
+_SERIES_OVERHEAD_BYTES = 48
+#: Wire bytes of a scalar point (step, wall time and value, packed).
+_POINT_BYTES = 24
+#: Answers (or batches) at least this large hand freed memory back afterwards.
+_TRIM_AFTER_BYTES = 4 * 1024 * 1024
+
 _ERROR_TO_STATUS: list[tuple[type[Exception], grpc.StatusCode]] = [
+    (DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),  # before Unavailable, its base
     (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.NotFound, grpc.StatusCode.NOT_FOUND),
     (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
@@ -64,15 +97,107 @@ def _optional_step(request: Any, field: str) -> int | None:
 
 
 def _check_ids_and_tags(run_ids: Any, tags: Any) -> tuple[list[int], list[str]]:
+    """The run ids and tags of a read, each once (a repeat is ignored; the first
+    occurrence keeps its place)."""
     if not run_ids:
         raise errors.InvalidArgument("run_ids must not be empty")
     if not tags:
         raise errors.InvalidArgument("tags must not be empty")
-    if len(run_ids) * len(tags) > 100_000:
-        raise errors.InvalidArgument("run_ids x tags asks for more than 100,000 series")
-    ids = [wire.check_run_id(r, f"run_ids[{i}]") for i, r in enumerate(run_ids)]
-    names = [check_name(f"tags[{i}]", t) for i, t in enumerate(tags)]
+    unique_ids = list(dict.fromkeys(run_ids))
+    unique_tags = list(dict.fromkeys(tags))
+    if len(unique_ids) * len(unique_tags) > MAX_READ_SERIES:
+        raise errors.InvalidArgument(
+            f"run_ids x tags asks for {len(unique_ids) * len(unique_tags):,} series; "
+            f"at most {MAX_READ_SERIES:,} (series per read)"
+        )
+    ids = [wire.check_run_id(r, f"run_ids[{i}]") for i, r in enumerate(unique_ids)]
+    names = [check_name(f"tags[{i}]", t) for i, t in enumerate(unique_tags)]
     return ids, names
+
+
+def _still_wanted(context: grpc.ServicerContext) -> Callable[[], bool]:
+    """False once the caller stopped waiting: its deadline passed or it cancelled."""
+
+    def check() -> bool:
+        remaining = context.time_remaining()
+        return bool(context.is_active()) and (remaining is None or remaining > 0)
+
+    return check
+
+
+#: glibc malloc arenas the server's threads share (``MALLOC_ARENA_MAX`` overrides).
+MALLOC_ARENAS = 2
+
+
+class MemoryTrimmer:
+    """Hands memory freed after large answers back to the operating system.
+
+    glibc keeps freed memory in its arenas (by default one per thread that
+    allocated, up to 8 per core) rather than returning it, so a server that once
+    answered a few large reads at a time would stay at its peak size.
+    ``limit_arenas()`` (called when this module is imported, before the server's
+    threads start) lets the threads share ``MALLOC_ARENAS`` arenas, and
+    ``schedule()`` runs ``malloc_trim(0)`` shortly after a large answer (once it
+    has been serialised and sent, and the allocations behind it freed), at most
+    one pending at a time. No-ops where the C library is not glibc.
+    """
+
+    def __init__(self, delays: tuple[float, ...] = (0.5, 3.0)) -> None:
+        self._delays = delays
+        self._lock = threading.Lock()
+        self._pending = False
+        self._libc = _glibc()
+        self._trim = None if self._libc is None else self._libc.malloc_trim
+        self._arenas_limited = False
+
+    @property
+    def available(self) -> bool:
+        """Whether this process's C library can trim (glibc)."""
+        return self._trim is not None
+
+    def limit_arenas(self) -> None:
+        if self._libc is None or self._arenas_limited or "MALLOC_ARENA_MAX" in os.environ:
+            return
+        self._arenas_limited = True
+        self._libc.mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
+
+    def schedule(self) -> None:
+        if self._trim is None:
+            return
+        with self._lock:
+            if self._pending:
+                return
+            self._pending = True
+        self._start(0)
+
+    def _start(self, index: int) -> None:
+        timer = threading.Timer(self._delays[index], self._run, args=(index,))
+        timer.daemon = True
+        timer.start()
+
+    def _run(self, index: int) -> None:
+        assert self._trim is not None
+        self._trim(0)
+        if index + 1 < len(self._delays):  # again, for an answer still being sent
+            self._start(index + 1)
+            return
+        with self._lock:
+            self._pending = False
+
+
+_M_ARENA_MAX = -8  # glibc's mallopt parameter number
+
+
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        libc.malloc_trim.restype = ctypes.c_int
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.mallopt.restype = ctypes.c_int
+    except (OSError, AttributeError):
+        return None
+    return libc
 
 
 class WriteServicer:
@@ -87,7 +212,22 @@ class WriteServicer:
         run = check_name("run", request.run)
         params = params_from_json(request.params_json) if request.HasField("params_json") else None
         wall_time = check_wall_time(request.wall_time)
-        response = wire.started_run_to_pb(self._store.start_run(experiment, run, params, wall_time))
+        client_id = wire.check_client_id(request.client_id) if request.client_id else None
+        if isinstance(self._store, SqlStore):  # rolled back once the client stopped waiting
+            started = self._store.start_run(
+                experiment,
+                run,
+                params,
+                wall_time,
+                resume=request.resume,
+                client_id=client_id,
+                still_wanted=_still_wanted(context),
+            )
+        else:
+            started = self._store.start_run(
+                experiment, run, params, wall_time, resume=request.resume, client_id=client_id
+            )
+        response = wire.started_run_to_pb(started)
         response.accepts_rows = True  # WriteBatch reads ScalarRows (wire.write_batch_from_pb)
         return response
 
@@ -95,7 +235,15 @@ class WriteServicer:
     def WriteBatch(
         self, request: pb.WriteBatchRequest, context: grpc.ServicerContext
     ) -> pb.WriteBatchResponse:
-        result = self._store.write_batch(wire.write_batch_from_pb(request))
+        batch = wire.write_batch_from_pb(request)
+        if isinstance(self._store, SqlStore):
+            # Rolled back rather than committed once the client stopped waiting: its
+            # retry (same client id and sequence) then stores the batch once.
+            result = self._store.write_batch(batch, still_wanted=_still_wanted(context))
+        else:
+            result = self._store.write_batch(batch)
+        if sum(len(c.values) for c in batch.scalars) * _POINT_BYTES >= _TRIM_AFTER_BYTES:
+            TRIMMER.schedule()
         return pb.WriteBatchResponse(
             scalar_points=result.scalar_points,
             histogram_points=result.histogram_points,
@@ -161,9 +309,23 @@ class WriteServicer:
 
 
 class ReadServicer:
-    def __init__(self, store: Store, *, page_points: int = 1_000_000) -> None:
+    """The read service. ``page_points`` caps the scalar points of one answer (all
+    its series together; at most ``MAX_READ_POINTS``, and at most what half of
+    ``max_message_bytes`` holds)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        page_points: int = MAX_READ_POINTS,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+    ) -> None:
         self._store = store
-        self._page_points = page_points
+        self._page_points = max(1, min(page_points, MAX_READ_POINTS))
+        # Half a message for the points, the rest for tags and framing.
+        self._page_points = max(1, min(self._page_points, max_message_bytes // 2 // _POINT_BYTES))
+        self._histogram_bytes = max(1, min(MAX_READ_HISTOGRAM_BYTES, max_message_bytes // 2))
+        self._series_bytes = max(1, max_message_bytes // 4)
 
     @_translate_errors
     def ListExperiments(
@@ -184,8 +346,19 @@ class ReadServicer:
     def ListTags(
         self, request: pb.ListTagsRequest, context: grpc.ServicerContext
     ) -> pb.ListTagsResponse:
+        """A page of the run's tags: at most ``page_size`` (0: the server's page,
+        ``MAX_TAGS_PAGE``), from ``page_token`` on; ``next_page_token`` is empty
+        after the last page. Tags are sorted within a page."""
         run_id = wire.check_run_id(request.run_id)
-        return pb.ListTagsResponse(tags=[wire.tag_to_pb(t) for t in self._store.list_tags(run_id)])
+        if not isinstance(self._store, SqlStore):
+            if request.page_token:
+                raise errors.InvalidArgument("page_token is not one this server gave")
+            tags = self._store.list_tags(run_id)
+            return pb.ListTagsResponse(tags=[wire.tag_to_pb(t) for t in tags])
+        page_size = min(request.page_size or MAX_TAGS_PAGE, MAX_TAGS_PAGE)
+        page_bytes = min(MAX_TAGS_PAGE_BYTES, self._series_bytes)
+        tags, token = self._store.list_tags_page(run_id, request.page_token, page_size, page_bytes)
+        return pb.ListTagsResponse(tags=[wire.tag_to_pb(t) for t in tags], next_page_token=token)
 
     @_translate_errors
     def ReadScalars(
@@ -197,16 +370,55 @@ class ReadServicer:
         if min_step is not None and max_step is not None and min_step > max_step:
             raise errors.InvalidArgument("min_step must not be above max_step")
         max_points = request.max_points or None
+        budget = self._page_points
         # Full-resolution reads come in pages, so no answer outgrows a message.
-        page = min(request.limit or self._page_points, self._page_points)
+        page = min(request.limit or budget, budget)
+        sized = isinstance(self._store, SqlStore)
+        if isinstance(self._store, SqlStore):
+            sizes = self._store.scalar_sizes(run_ids, tags, min_step, max_step)
+        else:  # a store that cannot size a read: every pair may exist, each as large as a page
+            sizes = {(r, t): budget + 1 for r in run_ids for t in tags}
+        present = [(r, t, sizes[(r, t)]) for r in run_ids for t in tags if (r, t) in sizes]
+        self._check_series_bytes([t for _, t, _ in present])
+        # A downsampled series (more points stored than max_points) cannot be paged:
+        # it is answered whole, so those series alone must fit the budget.
+        downsampled = [
+            (r, t) for r, t, size in present if max_points is not None and size > max_points
+        ]
+        fixed = len(downsampled) * (max_points or 0)
+        if fixed > budget:
+            raise errors.ResourceExhausted(
+                f"this read asks for up to {fixed:,} points ({len(downsampled):,} series "
+                f"downsampled to max_points={max_points:,}); an answer holds at most "
+                f"{budget:,} points (points per read): ask for fewer series at a time"
+                + ("" if len(downsampled) > 1 else " or a smaller max_points")
+            )
+        remaining = budget - fixed
         response = pb.ReadScalarsResponse()
-        for run_id in run_ids:
-            for tag in tags:
+        for run_id, tag, size in present:
+            if max_points is not None and (size > max_points or size <= remaining):
+                # Downsampled, or small enough to come whole: every point when it is.
+                series = self._store.read_scalars(run_id, tag, max_points, min_step, max_step)
+                if series is not None and size <= max_points:
+                    remaining -= len(series)
+            elif remaining > 0:
+                # A page; the SDK asks for the rest from next_step on (a downsampled
+                # read of a series no larger than max_points wants every point anyway).
+                limit = remaining if max_points is not None else min(page, remaining)
                 series = self._store.read_scalars(
-                    run_id, tag, max_points, min_step, max_step, limit=page
+                    run_id, tag, None, min_step, max_step, limit=limit
                 )
                 if series is not None:
-                    response.series.append(wire.scalar_series_to_pb(series))
+                    remaining -= len(series)
+            elif sized or self._exists(run_id, tag, min_step, max_step):
+                series = _empty_page(run_id, tag, min_step)  # all of it comes next time
+            else:
+                series = None
+            if series is not None:
+                wire.scalar_series_into(response.series.add(), series)
+            series = None  # its arrays go now, not after the answer is serialised
+        if (budget - remaining) * _POINT_BYTES >= _TRIM_AFTER_BYTES:
+            TRIMMER.schedule()
         return response
 
     @_translate_errors
@@ -216,13 +428,47 @@ class ReadServicer:
         run_ids, tags = _check_ids_and_tags(request.run_ids, request.tags)
         min_step = _optional_step(request, "min_step")
         max_steps = request.max_steps or None
+        pairs = [(r, t) for r in run_ids for t in tags]
+        if isinstance(self._store, SqlStore):
+            sizes = self._store.histogram_sizes(run_ids, tags, min_step)
+            present = [key for key in pairs if key in sizes]
+            self._check_series_bytes([t for _, t in present])
+            estimate = 0
+            for key in present:
+                count, largest = sizes[key]
+                estimate += min(count, max_steps or count) * largest
+            if estimate > self._histogram_bytes:
+                raise errors.ResourceExhausted(
+                    f"this read asks for about {_mib(estimate)} of histograms; an answer "
+                    f"holds at most {_mib(self._histogram_bytes)} (histogram bytes per read): "
+                    "ask for fewer series at a time, a smaller max_steps or a later min_step"
+                )
+        else:
+            present, estimate = pairs, 0
         response = pb.ReadHistogramsResponse()
-        for run_id in run_ids:
-            for tag in tags:
-                series = self._store.read_histograms(run_id, tag, max_steps, min_step)
-                if series is not None:
-                    response.series.append(wire.histogram_series_to_pb(series))
+        for run_id, tag in present:
+            series = self._store.read_histograms(run_id, tag, max_steps, min_step)
+            if series is not None:
+                response.series.append(wire.histogram_series_to_pb(series))
+        if estimate >= _TRIM_AFTER_BYTES:
+            TRIMMER.schedule()
         return response
+
+    def _exists(self, run_id: int, tag: str, min_step: int | None, max_step: int | None) -> bool:
+        """Whether the scalar series exists, for a store that cannot size reads."""
+        probe = self._store.read_scalars(run_id, tag, None, min_step, max_step, limit=1)
+        return probe is not None
+
+    def _check_series_bytes(self, tags: list[str]) -> None:
+        """RESOURCE_EXHAUSTED when the series of an answer, without a point, would
+        already fill a quarter of a message (a great many series with long tags)."""
+        size = sum(len(tag.encode()) + _SERIES_OVERHEAD_BYTES for tag in tags)
+        if size > self._series_bytes:
+            raise errors.ResourceExhausted(
+                f"this read names {len(tags):,} series, {_mib(size)} of tags alone; an "
+                f"answer holds at most {_mib(self._series_bytes)} of them: ask for fewer "
+                "series at a time"
+            )
 
     @_translate_errors
     def GetGraph(
@@ -232,3 +478,26 @@ class ReadServicer:
         if nodes is None:
             return pb.GetGraphResponse(has_graph=False)
         return pb.GetGraphResponse(has_graph=True, graph=wire.graph_to_pb(nodes))
+
+
+TRIMMER = MemoryTrimmer()
+# At import, before the threads of gRPC and of the server first allocate: a thread
+# keeps the arena it started with, so a later limit would miss them.
+TRIMMER.limit_arenas()
+
+
+def _empty_page(run_id: int, tag: str, min_step: int | None) -> ScalarSeries:
+    """A page with no points that sends the reader on from the range's start."""
+    return ScalarSeries(
+        run_id=run_id,
+        tag=tag,
+        steps=np.empty(0, dtype=np.int64),
+        wall_times=np.empty(0, dtype=np.float64),
+        values=np.empty(0, dtype=np.float64),
+        total=0,
+        next_step=0 if min_step is None else min_step,
+    )
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:,.1f} MiB"

@@ -20,7 +20,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import Connection, Engine
@@ -44,12 +44,20 @@ from trainboard.validation import (
     check_step,
     check_wall_time,
 )
+from trainboard.wire import check_client_id
 from trainboard_server.downsample import downsample_indices
 from trainboard_server.storage import graphs, histograms, runs, scalars, series
-from trainboard_server.storage.batches import check_batch, check_run_id, store_batch
+from trainboard_server.storage.batches import (
+    abandon_if_unwanted,
+    check_batch,
+    check_run_id,
+    store_batch,
+)
 from trainboard_server.storage.engine import make_engine
 from trainboard_server.storage.migrate import upgrade_to_head
 from trainboard_server.storage.session import Database
+
+T = TypeVar("T")
 
 #: Seconds without a write or heartbeat after which a running run is reported crashed.
 DEFAULT_CRASHED_AFTER = 300.0
@@ -104,6 +112,16 @@ class SqlStore:
     def engine(self) -> Engine:
         return self._db.engine
 
+    @property
+    def healthy(self) -> bool:
+        """False while the database is unusable (down, full, read-only, file gone)."""
+        return self._db.health.healthy
+
+    def add_health_listener(self, listener: Callable[[bool], None]) -> None:
+        """Calls ``listener(healthy)`` now and whenever the database becomes unusable
+        or usable again (``storage.session`` says how that is found)."""
+        self._db.health.add_listener(listener)
+
     # ------------------------------------------------------------ write side
 
     def start_run(
@@ -112,21 +130,39 @@ class SqlStore:
         run: str,
         params: Mapping[str, Any] | None,
         wall_time: float,
+        *,
+        resume: bool = False,
+        client_id: str | None = None,
+        still_wanted: Callable[[], bool] | None = None,
     ) -> StartedRun:
+        # still_wanted: as for write_batch (asked just before the commit).
         experiment = check_name("experiment", experiment)
         run = check_name("run", run)
         wall_time = check_wall_time(wall_time)
-        return self._db.write(lambda c: runs.start_run(c, experiment, run, params, wall_time))
+        if client_id:
+            client_id = check_client_id(client_id)
+        return self._db.write(
+            _committing(
+                lambda c: runs.start_run(
+                    c, experiment, run, params, wall_time, resume=resume, client_id=client_id
+                ),
+                still_wanted,
+            )
+        )
 
-    def write_batch(self, batch: WriteBatch) -> WriteResult:
+    def write_batch(
+        self, batch: WriteBatch, *, still_wanted: Callable[[], bool] | None = None
+    ) -> WriteResult:
         """Stores the batch in one transaction and returns after it committed.
 
         ``NotFound`` for an unknown run (nothing is stored, the sequence is not
         recorded). A replayed batch (sequence not above the client's highest) stores
         nothing and answers ``duplicate=True`` with zero points; otherwise the points
-        counts are those the batch carried."""
+        counts are those the batch carried. ``still_wanted`` (the server passes "the
+        request's deadline has not passed") is asked just before the commit: when it
+        answers False the transaction rolls back and ``DeadlineExceeded`` is raised."""
         checked = check_batch(batch)
-        return self._db.write(lambda c: store_batch(c, checked))
+        return self._db.write(lambda c: store_batch(c, checked, still_wanted=still_wanted))
 
     def finish_run(self, run_id: int, status: str, wall_time: float) -> None:
         run_id = check_run_id(run_id)
@@ -200,6 +236,61 @@ class SqlStore:
         def work(connection: Connection) -> list[Tag]:
             runs.require_run(connection, run_id)
             return series.run_tags(connection, run_id)
+
+        return self._db.read(work)
+
+    def list_tags_page(
+        self, run_id: int, page_token: str, page_size: int, max_bytes: int
+    ) -> tuple[list[Tag], str]:
+        """A page of ``list_tags``: at most ``page_size`` tags and about ``max_bytes``
+        of names, from ``page_token`` ("" for the first page) on, sorted by (kind,
+        name) within the page; and the token of the next page ("" after the last)."""
+        run_id = check_run_id(run_id)
+        after = series.decode_page_token(page_token) if page_token else None
+
+        def work(connection: Connection) -> tuple[list[Tag], series.PageKey | None]:
+            runs.require_run(connection, run_id)
+            return series.run_tags_page(connection, run_id, after, page_size, max_bytes)
+
+        tags, last = self._db.read(work)
+        return tags, "" if last is None else series.encode_page_token(last)
+
+    def scalar_sizes(
+        self,
+        run_ids: Sequence[int],
+        tags: Sequence[str],
+        min_step: int | None = None,
+        max_step: int | None = None,
+    ) -> dict[tuple[int, str], int]:
+        """For each existing scalar series among ``run_ids`` x ``tags``, by (run id,
+        tag): the points stored in ``[min_step, max_step]``, an upper bound of what
+        ``read_scalars`` returns. Read from the chunks' counts, nothing decoded, so
+        that a read can be sized before it is built. ``NotFound`` for an unknown run."""
+        ids = [check_run_id(r) for r in run_ids]
+        names = [check_name("tag", t) for t in tags]
+
+        def work(connection: Connection) -> dict[tuple[int, str], int]:
+            found = series.find_many(connection, ids, names, "scalar")
+            _require_runs(connection, ids, found)
+            counts = scalars.stored_counts(connection, list(found.values()), min_step, max_step)
+            return {key: counts[series_id] for key, series_id in found.items()}
+
+        return self._db.read(work)
+
+    def histogram_sizes(
+        self, run_ids: Sequence[int], tags: Sequence[str], min_step: int | None = None
+    ) -> dict[tuple[int, str], tuple[int, int]]:
+        """For each existing histogram series among ``run_ids`` x ``tags``, by (run
+        id, tag): how many histograms it holds from ``min_step`` on and the wire bytes
+        of the largest. ``NotFound`` for an unknown run."""
+        ids = [check_run_id(r) for r in run_ids]
+        names = [check_name("tag", t) for t in tags]
+
+        def work(connection: Connection) -> dict[tuple[int, str], tuple[int, int]]:
+            found = series.find_many(connection, ids, names, "histogram")
+            _require_runs(connection, ids, found)
+            sizes = histograms.stored_sizes(connection, list(found.values()), min_step)
+            return {key: sizes[series_id] for key, series_id in found.items()}
 
         return self._db.read(work)
 
@@ -296,6 +387,34 @@ def reported(run: Run, silent_since: float) -> Run:
     if run.status == "running" and run.updated_at < silent_since:
         return dataclasses.replace(run, status="crashed")
     return run
+
+
+def _committing(
+    work: Callable[[Connection], T], still_wanted: Callable[[], bool] | None
+) -> Callable[[Connection], T]:
+    """``work`` followed, inside its transaction, by the ``still_wanted`` check:
+    ``DeadlineExceeded`` (and a rollback) when the caller stopped waiting."""
+    if still_wanted is None:
+        return work
+
+    def checked(connection: Connection) -> T:
+        abandon_if_unwanted(still_wanted)
+        result = work(connection)
+        abandon_if_unwanted(still_wanted)
+        return result
+
+    return checked
+
+
+def _require_runs(
+    connection: Connection, run_ids: Sequence[int], found: Mapping[tuple[int, str], int]
+) -> None:
+    """``NotFound`` for the first of ``run_ids`` that does not exist (a run with a
+    series found exists)."""
+    having = {run_id for run_id, _ in found}
+    for run_id in dict.fromkeys(run_ids):
+        if run_id not in having:
+            runs.require_run(connection, run_id)
 
 
 def _check_limit(field: str, value: int | None) -> None:

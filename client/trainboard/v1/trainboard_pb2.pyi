@@ -128,16 +128,20 @@ class Run(_message.Message):
     def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., experiment: _Optional[str] = ..., params_json: _Optional[str] = ..., status: _Optional[str] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StartRunRequest(_message.Message):
-    __slots__ = ("experiment", "run", "params_json", "wall_time")
+    __slots__ = ("experiment", "run", "params_json", "wall_time", "resume", "client_id")
     EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
     RUN_FIELD_NUMBER: _ClassVar[int]
     PARAMS_JSON_FIELD_NUMBER: _ClassVar[int]
     WALL_TIME_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     experiment: str
     run: str
     params_json: str
     wall_time: float
-    def __init__(self, experiment: _Optional[str] = ..., run: _Optional[str] = ..., params_json: _Optional[str] = ..., wall_time: _Optional[float] = ...) -> None: ...
+    resume: bool
+    client_id: str
+    def __init__(self, experiment: _Optional[str] = ..., run: _Optional[str] = ..., params_json: _Optional[str] = ..., wall_time: _Optional[float] = ..., resume: _Optional[bool] = ..., client_id: _Optional[str] = ...) -> None: ...
 
 class TagLastStep(_message.Message):
     __slots__ = ("tag", "kind", "last_step")
@@ -296,10 +300,14 @@ class ListRunsResponse(_message.Message):
     def __init__(self, runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ...) -> None: ...
 
 class ListTagsRequest(_message.Message):
-    __slots__ = ("run_id",)
+    __slots__ = ("run_id", "page_size", "page_token")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     run_id: int
-    def __init__(self, run_id: _Optional[int] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, run_id: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class Tag(_message.Message):
     __slots__ = ("name", "kind", "last_step")
@@ -312,10 +320,12 @@ class Tag(_message.Message):
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., last_step: _Optional[int] = ...) -> None: ...
 
 class ListTagsResponse(_message.Message):
-    __slots__ = ("tags",)
+    __slots__ = ("tags", "next_page_token")
     TAGS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     tags: _containers.RepeatedCompositeFieldContainer[Tag]
-    def __init__(self, tags: _Optional[_Iterable[_Union[Tag, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, tags: _Optional[_Iterable[_Union[Tag, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ReadScalarsRequest(_message.Message):
     __slots__ = ("run_ids", "tags", "max_points", "min_step", "max_step", "limit")

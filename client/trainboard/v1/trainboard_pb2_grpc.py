@@ -89,7 +89,8 @@ class WriteServiceServicer:
     """
 
     def StartRun(self, request, context):
-        """Creates a run, or resumes the run of that name in that experiment.
+        """Creates a run (a used name gets a suffix), or with resume continues the
+        newest run of that name in that experiment.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 import numbers
+from collections.abc import Callable
 
 import numpy as np
 from sqlalchemy import Connection, Insert
 
-from trainboard.errors import InvalidArgument
+from trainboard.errors import InvalidArgument, Unavailable
 from trainboard.types import (
     HistogramRecord,
     ScalarColumns,
@@ -21,6 +22,7 @@ from trainboard.validation import (
     check_step,
     check_summary,
     check_tag,
+    check_tags_per_batch,
     check_wall_time,
 )
 from trainboard_server.storage.dialect import upsert
@@ -32,13 +34,35 @@ from trainboard_server.storage.scalars import write_scalars
 MAX_INT64 = 2**63 - 1  # what a signed BIGINT column holds
 
 
-def store_batch(connection: Connection, batch: WriteBatch) -> WriteResult:
-    """Stores a validated batch in the caller's transaction (see ``SqlStore.write_batch``)."""
+class DeadlineExceeded(Unavailable):
+    """The caller stopped waiting (its deadline passed, or it cancelled) before the
+    work committed: the transaction was rolled back and nothing was stored. A retry
+    with the same (client id, sequence) stores the batch once."""
+
+
+def abandon_if_unwanted(still_wanted: Callable[[], bool] | None) -> None:
+    """Raises ``DeadlineExceeded`` when ``still_wanted`` says the caller is gone;
+    called inside a transaction just before it commits, so that it rolls back."""
+    if still_wanted is not None and not still_wanted():
+        raise DeadlineExceeded("the request's deadline passed before it was committed")
+
+
+def store_batch(
+    connection: Connection,
+    batch: WriteBatch,
+    *,
+    still_wanted: Callable[[], bool] | None = None,
+) -> WriteResult:
+    """Stores a validated batch in the caller's transaction (see ``SqlStore.write_batch``).
+    ``still_wanted`` is asked before the work and again at its end, just before the
+    caller commits; when it answers False, ``DeadlineExceeded`` rolls everything back."""
+    abandon_if_unwanted(still_wanted)
     touch_run(connection, batch.run_id, latest_wall_time(batch))
     if not claim_sequence(connection, batch.client_id, batch.sequence):
         return WriteResult(scalar_points=0, histogram_points=0, duplicate=True)
     write_scalars(connection, batch.run_id, batch.scalars)
     write_histograms(connection, batch.run_id, batch.histograms)
+    abandon_if_unwanted(still_wanted)
     return WriteResult(
         scalar_points=sum(len(c.steps) for c in batch.scalars),
         histogram_points=len(batch.histograms),
@@ -93,6 +117,7 @@ def check_batch(batch: WriteBatch) -> WriteBatch:
     histograms = tuple(
         _check_record(f"histograms[{i}]", record) for i, record in enumerate(batch.histograms)
     )
+    check_tags_per_batch(len({c.tag for c in scalars}) + len({r.tag for r in histograms}))
     return WriteBatch(
         client_id=batch.client_id,
         sequence=sequence,

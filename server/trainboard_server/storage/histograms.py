@@ -94,6 +94,36 @@ def read_histogram_rows(
     return picked, len(steps)
 
 
+#: Wire bytes of a histogram beside its packed arrays (step, wall time, counts,
+#: min, max, sums and the framing of its fields).
+HISTOGRAM_OVERHEAD_BYTES = 128
+
+
+def stored_sizes(
+    connection: Connection, series_ids: Sequence[int], min_step: int | None
+) -> dict[int, tuple[int, int]]:
+    """Per series, how many histograms it holds from ``min_step`` on and the wire
+    bytes of the largest (bucket counts go out as varints of up to 10 bytes where
+    they are stored in 8). Reads no summary, so a read can be sized before it is built."""
+    h = histograms.c
+    row_bytes = (
+        func.length(h.bucket_counts) * 10 // 8
+        + func.coalesce(func.length(h.bucket_edges), 0)
+        + func.coalesce(func.length(h.basis_values), 0)
+        + HISTOGRAM_OVERHEAD_BYTES
+    )
+    sizes = dict.fromkeys(series_ids, (0, 0))
+    for group in in_groups(series_ids):
+        statement = select(h.series_id, func.count(), func.max(row_bytes)).where(
+            h.series_id.in_(list(group))
+        )
+        if min_step is not None:
+            statement = statement.where(h.step >= min_step)
+        for series_id, count, largest in connection.execute(statement.group_by(h.series_id)):
+            sizes[series_id] = (int(count), int(largest or 0))
+    return sizes
+
+
 def _row(series_id: int, record: HistogramRecord) -> dict[str, object]:
     s = record.summary
     return {

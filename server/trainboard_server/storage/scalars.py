@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, and_, bindparam, select, update
+from sqlalchemy import Connection, and_, bindparam, func, select, update
 
 from trainboard.types import ScalarColumns
 from trainboard_server.downsample import resolve_last_write
@@ -158,6 +158,29 @@ def page_end(
             return int(first)
         held += int(count)
     return None
+
+
+def stored_counts(
+    connection: Connection,
+    series_ids: Sequence[int],
+    min_step: int | None,
+    max_step: int | None,
+) -> dict[int, int]:
+    """Per series, the points its chunks overlapping ``[min_step, max_step]`` hold:
+    an upper bound of what a read of that range returns (a re-logged step counts once
+    per write, a chunk partly in range counts whole). Reads only the chunks' summary
+    columns, so a read can be sized before anything is decoded."""
+    c = scalar_chunks.c
+    counts = dict.fromkeys(series_ids, 0)
+    for group in in_groups(series_ids):
+        statement = select(c.series_id, func.sum(c["count"])).where(c.series_id.in_(list(group)))
+        if min_step is not None:
+            statement = statement.where(c.max_step >= min_step)
+        if max_step is not None:
+            statement = statement.where(c.min_step <= max_step)
+        for series_id, total in connection.execute(statement.group_by(c.series_id)):
+            counts[series_id] = int(total or 0)
+    return counts
 
 
 # ---------------------------------------------------------------- pure helpers
