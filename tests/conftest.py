@@ -126,3 +126,11 @@ def server_address(sqlite_url: str) -> Iterator[str]:
     finally:
         handle.stop(grace=None)
         store.close()
+
+
+@pytest.fixture
+def spool_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty spool folder, made the default (TRAINBOARD_SPOOL_DIR)."""
+    path = tmp_path / "spool"
+    monkeypatch.setenv("TRAINBOARD_SPOOL_DIR", str(path))
+    return path

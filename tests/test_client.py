@@ -71,19 +71,41 @@ def test_log_scalars_without_step_uses_the_largest_next_step(server_address: str
     assert reader.scalars(run_id, "b").steps.tolist() == [6, 7]
 
 
-def test_a_run_named_again_is_resumed_and_continues_its_steps(server_address: str) -> None:
+def test_a_script_run_again_makes_a_new_run_and_leaves_the_old_one(server_address: str) -> None:
+    # Steps 0-9, then a rerun that logs steps 0-4: every other tracker keeps both.
+    with trainboard.Client("exp", "lr=0.5", server=server_address, params={"lr": 0.5}) as first:
+        for step in range(10):
+            first.log_scalar("loss", float(step), step=step)
+        first_id = first.run_id
+    with trainboard.Client("exp", "lr=0.5", server=server_address, params={"lr": 0.4}) as again:
+        for step in range(5):
+            again.log_scalar("loss", -float(step), step=step)
+        assert not again.resumed
+        assert again.run_info.name == "lr=0.5 (2)"
+        again_id = again.run_id
+    reader = trainboard.Reader(server_address)
+    assert reader.scalars(first_id, "loss").values.tolist() == [float(s) for s in range(10)]
+    assert reader.scalars(again_id, "loss").values.tolist() == [-float(s) for s in range(5)]
+    runs = {r.name: r for r in reader.runs("exp")}
+    assert set(runs) == {"lr=0.5", "lr=0.5 (2)"}
+    assert (runs["lr=0.5"].params, runs["lr=0.5 (2)"].params) == ({"lr": 0.5}, {"lr": 0.4})
+
+
+def test_resume_continues_the_run_and_its_steps(server_address: str) -> None:
     with trainboard.Client("exp", "resume", server=server_address, params={"lr": 1}) as first:
         first.log_scalar("loss", 1.0)
         first.log_scalar("loss", 0.5)
         first_id = first.run_id
         assert not first.resumed
     with trainboard.Client(
-        "exp", "resume", server=server_address, params={"lr": 2, "seed": 3}
+        "exp", "resume", server=server_address, params={"lr": 2, "seed": 3}, resume=True
     ) as second:
         second.log_scalar("loss", 0.25)
         assert second.run_id == first_id
         assert second.resumed
-    with trainboard.Client("exp", "resume", server=server_address, params=None) as third:
+    with trainboard.Client(
+        "exp", "resume", server=server_address, params=None, resume=True
+    ) as third:
         third.log_scalar("loss", 0.125)
     reader = trainboard.Reader(server_address)
     assert reader.scalars(first_id, "loss").steps.tolist() == [0, 1, 2, 3]
@@ -524,3 +546,20 @@ def test_waiting_for_the_snapshot_budget_wakes_the_sender() -> None:
     thread.join()
     assert time.monotonic() - start < 4
     assert budget.used == 8
+
+
+def test_more_tags_than_a_batch_may_carry_are_sent_in_several(server_address: str) -> None:
+    from trainboard.validation import MAX_TAGS_PER_BATCH
+
+    wide = {f"wide/{i:05d}": float(i) for i in range(MAX_TAGS_PER_BATCH + 2345)}
+    with trainboard.Client("exp", "many-tags", server=server_address) as client:
+        client.log_scalars(wide, step=0)
+        for i in range(MAX_TAGS_PER_BATCH + 10):
+            client.log_scalar(f"single/{i:05d}", -float(i), step=1)
+        assert client.flush(timeout=120) is True
+        run_id = client.run_id
+    reader = trainboard.Reader(server_address)
+    names = {t.name for t in reader.tags(run_id)}
+    assert len(names) == len(wide) + MAX_TAGS_PER_BATCH + 10
+    assert reader.scalars(run_id, "wide/12344").values.tolist() == [12344.0]
+    assert reader.scalars(run_id, "single/10009").steps.tolist() == [1]

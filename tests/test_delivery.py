@@ -40,13 +40,6 @@ def _check_everything_stored_once(address: str, experiment: str, steps: int, tag
 
 
 @pytest.fixture
-def spool_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "spool"
-    monkeypatch.setenv("TRAINBOARD_SPOOL_DIR", str(path))
-    return path
-
-
-@pytest.fixture
 def later_server(tmp_path: Path) -> Iterator[tuple[str, SqlStore]]:
     """An address where no server listens yet, and the store one will serve."""
     store = SqlStore.from_url(f"sqlite:///{tmp_path / 'later.db'}")
@@ -71,7 +64,7 @@ def test_a_trainer_that_starts_while_the_server_is_down_runs_to_the_end(
     contents = read_spool(spooled)
     assert (contents.experiment, contents.run) == ("down", "r")
     # The hint runs as printed: it names the server too.
-    assert f"trainboard sync --server {address} {spooled}" in caplog.text
+    assert f"trainboard sync {spooled} --server {address}" in caplog.text
     assert caplog.text.count("server unavailable") == 1  # reported once
 
     host, port = address.rsplit(":", 1)

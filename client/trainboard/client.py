@@ -51,6 +51,7 @@ from trainboard.validation import (
     check_name,
     check_step,
     check_tag,
+    check_tags_per_run,
     check_value,
     check_wall_time,
     params_to_json,
@@ -62,13 +63,15 @@ _FLOAT_ONLY: Final = frozenset({float})
 _MAX_KNOWN_ROWS: Final = 1024  # tag sets of log_scalars remembered (then forgotten)
 _now: Final = time.time  # one global lookup on the hot paths, not two
 _FINAL_STATUSES: Final = ("finished", "failed", "killed")
+# Seconds close() goes on waiting once the server has stopped answering.
+_CLOSE_GRACE: Final = 1.5
 
 _live_clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
 
 def _close_all_at_exit() -> None:
     for client in list(_live_clients):
-        client.close(timeout=client.exit_timeout)
+        client._close("finished", None, limit=client.exit_timeout)
 
 
 atexit.register(_close_all_at_exit)
@@ -77,10 +80,14 @@ atexit.register(_close_all_at_exit)
 class Client:
     """Logs scalars, histograms and a graph into one run of an experiment.
 
-    ``Client(experiment, run, server, params)`` creates the run, or resumes it
-    when a run of that name exists in the experiment (``params`` are then merged
-    into the stored ones; ``None`` keeps them). ``server`` is ``host:port``,
-    default ``TRAINBOARD_SERVER`` or ``127.0.0.1:6009``.
+    ``Client(experiment, run, server, params)`` creates a new run. Running a
+    script again makes a new run too: when the experiment already has a run of
+    that name, the new one is stored as ``name (2)``, ``name (3)``, ... (the old
+    run is left untouched; ``run_info.name`` says the stored name).
+    ``Client(..., resume=True)`` instead continues the newest run of that name
+    (as after restarting from a checkpoint): ``params`` are merged into the
+    stored ones (``None`` keeps them) and steps continue. ``server`` is
+    ``host:port``, default ``TRAINBOARD_SERVER`` or ``127.0.0.1:6009``.
 
     Logging calls check their arguments (``TypeError``/``ValueError`` at the call
     site), put a record on a bounded queue and return; they never wait on the
@@ -92,11 +99,13 @@ class Client:
     ``step`` is optional: a tag then continues from its last step + 1 (0 for a
     new tag; after a resume the stored last step counts).
 
-    When the server is unreachable for longer than ``spill_after`` seconds (or
-    the queue fills up meanwhile), batches go to a spool file in ``spool_dir``
-    (default ``TRAINBOARD_SPOOL_DIR`` or ``~/.trainboard/spool``), which is sent
-    and removed when the server answers again. Network trouble is reported
-    once as a warning and never raised into the training loop.
+    When the server does not answer, or fails, for longer than ``spill_after``
+    seconds (or the queue fills up meanwhile), batches go to a spool file in
+    ``spool_dir`` (default ``TRAINBOARD_SPOOL_DIR`` or ``~/.trainboard/spool``),
+    which is sent and removed when the server answers again. Only refusals
+    (bad input, an unknown run, no permission, a limit) are final; they are
+    warned about once per cause. Network and server trouble is reported once as
+    a warning and never raised into the training loop.
 
     Memory stays bounded whatever the server does: at most ``max_queue``
     records wait in the queue, and at most ``max_snapshot_bytes`` of histogram
@@ -130,6 +139,7 @@ class Client:
         spill_after: float = 5.0,
         max_snapshot_bytes: int = 256 * 1024 * 1024,
         heartbeat_interval: float = 30.0,
+        resume: bool = False,
     ) -> None:
         self.experiment = check_name("experiment", experiment)
         if run is None:
@@ -173,6 +183,7 @@ class Client:
             spill_after=spill_after,
             budget=self._snapshots,
             heartbeat_interval=heartbeat_interval,
+            resume=bool(resume),
         )
         self._sender.start()
         _live_clients.add(self)
@@ -191,7 +202,8 @@ class Client:
 
     @property
     def resumed(self) -> bool:
-        """True when this client appends to a run that existed before."""
+        """True when this client continues a run that existed before (``resume=True``
+        and a run of that name was there)."""
         self._wait_for_run()
         return self._sender.resumed
 
@@ -351,7 +363,9 @@ class Client:
     def _learn_tag(self, tag: str) -> None:
         if self._closed:
             raise RuntimeError("this Client is closed")
-        self._known_tags.add(check_tag(tag))
+        tag = check_tag(tag)
+        check_tags_per_run(len(self._known_tags) + 1, f"run {self.run!r}")
+        self._known_tags.add(tag)
 
     def _make_room(self) -> None:
         """Wakes the sender; if the queue is full, waits (briefly, in steps of a
@@ -377,8 +391,8 @@ class Client:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Waits until everything logged so far is stored. Returns False if that
-        did not happen within ``timeout`` seconds (or ever, for data the server
-        refused; a warning then says why)."""
+        did not happen within ``timeout`` seconds, or if the server refused a batch
+        since the last flush (a warning then says why)."""
         if self._closed or not self._sender.is_alive():
             return not self._sender.failed_batches
         marker = Marker()
@@ -390,10 +404,15 @@ class Client:
 
     def close(self, status: str = "finished", timeout: float | None = None) -> bool:
         """Flushes, marks the run ``status`` (finished, failed or killed) and stops
-        the sender. Waits at most ``timeout`` seconds (default: ``self.timeout``);
-        what the server has not taken by then stays in the spool file
-        (``spool_path``, sent later by ``trainboard sync``). Returns True when
-        everything was stored. Closing twice does nothing."""
+        the sender. Waits at most ``timeout`` seconds; without one, as long as the
+        server answers (at most ``self.timeout``), and about 2 s once it does not.
+        What the server has not taken by then stays in the spool file
+        (``spool_path``; a warning prints the ``trainboard sync`` command that
+        sends it). Returns True when everything was stored. Closing twice does
+        nothing."""
+        return self._close(status, timeout, limit=self.timeout)
+
+    def _close(self, status: str, timeout: float | None, *, limit: float) -> bool:
         if status not in _FINAL_STATUSES:
             raise ValueError(f"status must be one of {', '.join(_FINAL_STATUSES)}; got {status!r}")
         if self._closed:
@@ -405,13 +424,16 @@ class Client:
         marker = Marker(status)
         self._queue.append((CLOSE, marker))
         self._wake.set()
-        wait = self.timeout if timeout is None else timeout
-        if not marker.done.wait(wait):
-            # Out of time: the sender spools what is left, says where, and ends.
-            self._sender.abandon()
-            self._sender.join(timeout=max(wait, 10.0))
-            return False
-        self._sender.join(timeout=wait)
+        deadline = time.monotonic() + (limit if timeout is None else timeout)
+        sender = self._sender
+        while not marker.done.wait(0.02):
+            unreachable = timeout is None and sender.unreachable_for() >= _CLOSE_GRACE
+            if unreachable or time.monotonic() >= deadline or not sender.is_alive():
+                # The sender spools what is left, says where, and ends.
+                sender.abandon()
+                sender.join(timeout=10.0)
+                return False
+        sender.join(timeout=max(1.0, deadline - time.monotonic()))
         return marker.ok
 
     @property

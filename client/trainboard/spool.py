@@ -8,7 +8,8 @@ order, and removed; ``trainboard sync`` sends what a finished process left.
 
 File format (one file per run and client): the line ``TBSPOOL1``, then records
 of ``length (4 bytes LE) | crc32 (4 bytes LE) | kind (1 byte) | payload``:
-``H`` a JSON header (experiment, run, params), ``B`` a serialised
+``H`` a JSON header (experiment, run, params, the client's id and whether it
+resumes: sending the file starts the run as the client would have), ``B`` a serialised
 ``WriteBatchRequest`` (its run id is filled in when sent), ``G`` a serialised
 ``Graph``, ``F`` a JSON finish record (status, wall_time). A record cut short
 by a crash, or failing its checksum, ends the file: everything before it is
@@ -61,13 +62,31 @@ class SpoolWriter:
         self.path = path
         self._file: BinaryIO | None = None
         self.batches = 0
+        #: Bytes written so far, every record whole (what a reader may read up to).
+        self.size = 0
 
-    def open(self, experiment: str, run: str, params: Mapping[str, Any] | None) -> None:
+    def open(
+        self,
+        experiment: str,
+        run: str,
+        params: Mapping[str, Any] | None,
+        *,
+        client_id: str,
+        resume: bool,
+    ) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "ab")  # noqa: SIM115 - held open while spilling
-        if self._file.tell() == 0:
+        self.size = self._file.tell()
+        if self.size == 0:
             self._file.write(MAGIC)
-            header = {"experiment": experiment, "run": run, "params": params}
+            self.size = len(MAGIC)
+            header = {
+                "experiment": experiment,
+                "run": run,
+                "params": params,
+                "client_id": client_id,
+                "resume": resume,
+            }
             self._append(HEADER, json.dumps(header).encode())
 
     def _append(self, kind: bytes, payload: bytes) -> None:
@@ -76,6 +95,7 @@ class SpoolWriter:
         self._file.write(_RECORD.pack(len(body), zlib.crc32(body)) + body)
         # Flushed to the OS at once: a killed trainer loses nothing spooled.
         self._file.flush()
+        self.size += _RECORD.size + len(body)
 
     def append_batch(self, request: pb.WriteBatchRequest) -> None:
         self._append(BATCH, request.SerializeToString())
@@ -103,19 +123,25 @@ class SpoolContents:
     params: Mapping[str, Any] | None
     records: list[tuple[bytes, bytes]] = field(default_factory=list)
     truncated: bool = False
+    client_id: str | None = None
+    # Files written before clients had ids resumed the run of their name.
+    resume: bool = True
 
 
-def read_records(path: Path, offset: int = 0) -> Iterator[tuple[bytes, bytes, int]]:
+def read_records(
+    path: Path, offset: int = 0, end: int | None = None
+) -> Iterator[tuple[bytes, bytes, int]]:
     """The records of a spool file after ``offset`` (0: from the start, header
-    included) as (kind, payload, offset after the record). Stops at the end or
-    at a record cut short or damaged; a file being appended to can be read."""
+    included) as (kind, payload, offset after the record), up to ``end`` bytes
+    (default: all). Stops at the end or at a record cut short or damaged; a file
+    being appended to can be read."""
     with open(path, "rb") as file:
         if offset == 0:
             if file.read(len(MAGIC)) != MAGIC:
                 raise ValueError(f"{path} is not a Trainboard spool file")
             offset = len(MAGIC)
         file.seek(offset)
-        while True:
+        while end is None or offset < end:
             head = file.read(_RECORD.size)
             if len(head) < _RECORD.size:
                 return
@@ -143,6 +169,8 @@ def read_spool(path: Path) -> SpoolContents:
         params=header.get("params"),
         records=records[1:],
         truncated=end != path.stat().st_size,
+        client_id=header.get("client_id"),
+        resume=bool(header.get("resume", True)),
     )
 
 
@@ -175,7 +203,14 @@ def send_spool(path: Path, store: RemoteStore, wall_time: float) -> SyncResult:
     from the file's header) and removes the file once all are acknowledged.
     Raises the domain error of a failure (the file then stays)."""
     contents = read_spool(path)
-    started = store.start_run(contents.experiment, contents.run, contents.params, wall_time)
+    started = store.start_run(
+        contents.experiment,
+        contents.run,
+        contents.params,
+        wall_time,
+        resume=contents.resume,
+        client_id=contents.client_id,
+    )
     run_id = started.run.id
     batches = duplicates = 0
     for kind, payload in contents.records:
