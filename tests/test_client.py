@@ -528,7 +528,7 @@ def test_a_full_snapshot_budget_wakes_a_sleeping_sender(server_address: str) -> 
 def test_waiting_for_the_snapshot_budget_wakes_the_sender() -> None:
     import threading
 
-    from trainboard.sender import ByteBudget
+    from trainboard.records import ByteBudget
 
     budget, wake = ByteBudget(10), threading.Event()
     budget.take(8, lambda: True, wake)

@@ -25,7 +25,7 @@ from typing import Any, Final
 
 from trainboard import errors, histogram
 from trainboard.graph import validate_graph
-from trainboard.sender import (
+from trainboard.records import (
     CLOSE,
     FLUSH,
     GRAPH,
@@ -34,8 +34,8 @@ from trainboard.sender import (
     SCALARS,
     ByteBudget,
     Marker,
-    Sender,
 )
+from trainboard.sender import Sender
 from trainboard.spool import default_spool_dir
 from trainboard.transport import (
     RemoteStore,
@@ -48,6 +48,7 @@ from trainboard.validation import (
     DEFAULT_BUCKETS,
     MAX_STEP,
     check_buckets,
+    check_final_status,
     check_name,
     check_step,
     check_tag,
@@ -62,7 +63,6 @@ log = logging.getLogger("trainboard")
 _FLOAT_ONLY: Final = frozenset({float})
 _MAX_KNOWN_ROWS: Final = 1024  # tag sets of log_scalars remembered (then forgotten)
 _now: Final = time.time  # one global lookup on the hot paths, not two
-_FINAL_STATUSES: Final = ("finished", "failed", "killed")
 # Seconds close() goes on waiting once the server has stopped answering.
 _CLOSE_GRACE: Final = 1.5
 
@@ -413,8 +413,7 @@ class Client:
         return self._close(status, timeout, limit=self.timeout)
 
     def _close(self, status: str, timeout: float | None, *, limit: float) -> bool:
-        if status not in _FINAL_STATUSES:
-            raise ValueError(f"status must be one of {', '.join(_FINAL_STATUSES)}; got {status!r}")
+        check_final_status(status)  # InvalidArgument, a ValueError
         if self._closed:
             return True
         self._closed = True

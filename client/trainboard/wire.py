@@ -8,7 +8,7 @@ here, field by field, and every error names the field (``scalars[2].steps[7]``).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,7 +16,6 @@ import numpy as np
 from trainboard.errors import InvalidArgument
 from trainboard.graph import validate_graph
 from trainboard.types import (
-    FINAL_STATUSES,
     GraphNode,
     Histogram,
     HistogramRecord,
@@ -28,20 +27,22 @@ from trainboard.types import (
     StartedRun,
     Tag,
     WriteBatch,
+    WriteResult,
 )
 from trainboard.v1 import trainboard_pb2 as pb
 from trainboard.validation import (
     MAX_BUCKETS,
     MAX_STEP,
     MAX_TAGS_PER_BATCH,
+    check_client_id,
     check_name,
+    check_run_id,
+    check_sequence,
     check_step,
     check_summary,
     check_tags_per_batch,
     check_wall_time,
 )
-
-MAX_CLIENT_ID_LENGTH = 128
 
 # ------------------------------------------------------------------ runs and tags
 
@@ -101,20 +102,6 @@ def tag_to_pb(tag: Tag) -> pb.Tag:
 
 def tag_from_pb(msg: pb.Tag) -> Tag:
     return Tag(name=msg.name, kind=msg.kind, last_step=msg.last_step)
-
-
-def check_run_id(run_id: int, field: str = "run_id") -> int:
-    if run_id <= 0:
-        raise InvalidArgument(f"{field} must be a positive run id, got {run_id}")
-    return run_id
-
-
-def check_final_status(status: str, field: str = "status") -> str:
-    """A run's final status: finished, failed or killed (never "running", nor
-    "crashed", which is only ever reported)."""
-    if status not in FINAL_STATUSES:
-        raise InvalidArgument(f"{field} must be one of {', '.join(FINAL_STATUSES)}; got {status!r}")
-    return status
 
 
 # ------------------------------------------------------------------ histograms
@@ -339,6 +326,27 @@ def write_batch_to_pb(batch: WriteBatch) -> pb.WriteBatchRequest:
     )
 
 
+def gathered_batch_to_pb(
+    client_id: str,
+    sequence: int,
+    run_id: int,
+    *,
+    columns: Iterable[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
+    rows: Iterable[tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]] = (),
+    histograms: Sequence[HistogramRecord] = (),
+) -> pb.WriteBatchRequest:
+    """The request for a batch the SDK gathered: per-tag ``columns`` (tag, steps,
+    wall times, values), ``rows`` (tags, steps, wall times, a (rows, tags) value
+    matrix: steps and wall times once for all the tags) and histogram records."""
+    request = pb.WriteBatchRequest(client_id=client_id, sequence=sequence, run_id=run_id)
+    for tags, steps, times, matrix in rows:
+        request.rows.append(rows_to_pb(tags, steps, times, matrix))
+    for tag, steps, times, values in columns:
+        request.scalars.append(columns_to_pb(tag, steps, times, values))
+    request.histograms.extend(_histogram_records_to_pb(histograms))
+    return request
+
+
 def _histogram_records_to_pb(records: Sequence[HistogramRecord]) -> list[pb.HistogramColumns]:
     by_tag: dict[str, list[pb.HistogramPoint]] = {}
     for r in records:
@@ -346,15 +354,6 @@ def _histogram_records_to_pb(records: Sequence[HistogramRecord]) -> list[pb.Hist
             pb.HistogramPoint(step=r.step, wall_time=r.wall_time, summary=summary_to_pb(r.summary))
         )
     return [pb.HistogramColumns(tag=tag, points=points) for tag, points in by_tag.items()]
-
-
-def check_client_id(client_id: str) -> str:
-    """A client's id: a non-empty name of at most 128 characters."""
-    if not client_id:
-        raise InvalidArgument("client_id must not be empty")
-    if len(client_id) > MAX_CLIENT_ID_LENGTH:
-        raise InvalidArgument(f"client_id is longer than {MAX_CLIENT_ID_LENGTH} characters")
-    return check_name("client_id", client_id)
 
 
 def _batch_tag_count(msg: pb.WriteBatchRequest) -> int:
@@ -371,8 +370,7 @@ def _batch_tag_count(msg: pb.WriteBatchRequest) -> int:
 def write_batch_from_pb(msg: pb.WriteBatchRequest) -> WriteBatch:
     """A write batch from the wire; every field validated."""
     check_client_id(msg.client_id)
-    if msg.sequence <= 0:
-        raise InvalidArgument("sequence must be > 0")
+    check_sequence(msg.sequence)
     check_run_id(msg.run_id)
     check_tags_per_batch(_batch_tag_count(msg))  # before any column is decoded
     scalars = tuple(
@@ -409,6 +407,18 @@ def write_batch_from_pb(msg: pb.WriteBatchRequest) -> WriteBatch:
         scalars=scalars,
         histograms=tuple(histograms),
     )
+
+
+def write_result_to_pb(result: WriteResult) -> pb.WriteBatchResponse:
+    return pb.WriteBatchResponse(
+        scalar_points=result.scalar_points,
+        histogram_points=result.histogram_points,
+        duplicate=result.duplicate,
+    )
+
+
+def write_result_from_pb(msg: pb.WriteBatchResponse) -> WriteResult:
+    return WriteResult(msg.scalar_points, msg.histogram_points, msg.duplicate)
 
 
 # ------------------------------------------------------------------ graphs
