@@ -14,6 +14,7 @@ import grpc
 import numpy as np
 
 from trainboard import errors, wire
+from trainboard.defaults import DEFAULT_SERVER as DEFAULT_SERVER  # re-exported for callers
 from trainboard.types import (
     GraphNode,
     HistogramSeries,
@@ -26,10 +27,7 @@ from trainboard.types import (
 )
 from trainboard.v1 import trainboard_pb2 as pb
 from trainboard.v1 import trainboard_pb2_grpc as pb_grpc
-from trainboard.validation import params_to_json
-
-DEFAULT_SERVER = "127.0.0.1:6009"
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+from trainboard.validation import MAX_MESSAGE_BYTES, params_to_json
 
 _STATUS_TO_ERROR: dict[grpc.StatusCode, type[errors.TrainboardError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
@@ -255,11 +253,7 @@ class RemoteStore:
     def write_batch_pb(self, request: pb.WriteBatchRequest) -> WriteResult:
         with translate_errors():
             response = self._write.WriteBatch(request, timeout=self.timeout)
-        return WriteResult(
-            scalar_points=response.scalar_points,
-            histogram_points=response.histogram_points,
-            duplicate=response.duplicate,
-        )
+        return wire.write_result_from_pb(response)
 
     def write_batch_async(self, request: pb.WriteBatchRequest) -> Callable[[], WriteResult]:
         """Starts sending a batch; the returned function waits for the answer
@@ -269,11 +263,7 @@ class RemoteStore:
         def result() -> WriteResult:
             with translate_errors():
                 response = future.result()
-            return WriteResult(
-                scalar_points=response.scalar_points,
-                histogram_points=response.histogram_points,
-                duplicate=response.duplicate,
-            )
+            return wire.write_result_from_pb(response)
 
         return result
 

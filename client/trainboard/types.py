@@ -7,22 +7,22 @@ converts messages to these on both sides, and the store converts its rows to the
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, overload
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
 if TYPE_CHECKING:
     import pandas as pd
 
-TagKind = Literal["scalar", "histogram"]
-RunStatus = Literal["running", "finished", "failed", "killed", "crashed"]
+#: The statuses a run can be finished with (``trainboard.validation.check_final_status``).
+FINAL_STATUSES: tuple[str, ...] = ("finished", "failed", "killed")
+#: The statuses a run is stored with: running until it is finished.
+STORED_STATUSES: tuple[str, ...] = ("running", *FINAL_STATUSES)
 #: The statuses a run is reported with. "crashed" is never stored: it is how a
 #: run still stored as "running" is reported once nothing moved its ``updated_at``
 #: for a while (its client vanished); a new write makes it "running" again.
-RUN_STATUSES: tuple[str, ...] = ("running", "finished", "failed", "killed", "crashed")
-#: The statuses a run can be finished with.
-FINAL_STATUSES: tuple[str, ...] = ("finished", "failed", "killed")
+RUN_STATUSES: tuple[str, ...] = (*STORED_STATUSES, "crashed")
 TAG_KINDS: tuple[str, ...] = ("scalar", "histogram")
 
 
@@ -179,37 +179,19 @@ class Histogram(HistogramSummary):
 
     @property
     def summary(self) -> HistogramSummary:
-        return HistogramSummary(
-            count=self.count,
-            min=self.min,
-            max=self.max,
-            sum=self.sum,
-            sum_squares=self.sum_squares,
-            nan_count=self.nan_count,
-            posinf_count=self.posinf_count,
-            neginf_count=self.neginf_count,
-            bucket_counts=self.bucket_counts,
-            edges=self.edges,
-            basis_values=self.basis_values,
-        )
+        return HistogramSummary(**_summary_fields(self))
 
     @classmethod
     def at(cls, summary: HistogramSummary, step: int, wall_time: float) -> Histogram:
-        return cls(
-            count=summary.count,
-            min=summary.min,
-            max=summary.max,
-            sum=summary.sum,
-            sum_squares=summary.sum_squares,
-            nan_count=summary.nan_count,
-            posinf_count=summary.posinf_count,
-            neginf_count=summary.neginf_count,
-            bucket_counts=summary.bucket_counts,
-            edges=summary.edges,
-            basis_values=summary.basis_values,
-            step=step,
-            wall_time=wall_time,
-        )
+        return cls(**_summary_fields(summary), step=step, wall_time=wall_time)
+
+
+_SUMMARY_FIELDS = tuple(f.name for f in fields(HistogramSummary))
+
+
+def _summary_fields(summary: HistogramSummary) -> dict[str, Any]:
+    """The fields of a summary (or of a ``Histogram``'s summary), by name."""
+    return {name: getattr(summary, name) for name in _SUMMARY_FIELDS}
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,9 +15,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from trainboard.errors import InvalidArgument
-from trainboard.types import HistogramSummary
+from trainboard.types import FINAL_STATUSES, HistogramSummary
 
 MAX_NAME_LENGTH = 256
+#: A client's id (the SDK's writer of batches; runs record the one that created them).
+MAX_CLIENT_ID_LENGTH = 128
 MAX_STEP = 2**53 - 1  # exact in a double, so charts and JSON keep it
 MIN_BUCKETS = 1
 MAX_BUCKETS = 512
@@ -27,12 +29,16 @@ BASIS_COUNT = 9
 DEFAULT_BUCKETS = 64
 MAX_GRAPH_NODES = 100_000
 MAX_COUNT = 2**63 - 1  # counts are stored as signed 64-bit integers
+#: The largest batch sequence number: stored as a signed 64-bit integer.
+MAX_SEQUENCE = 2**63 - 1
 MAX_RUN_TAGS = 64
 
 # ---------------------------------------------------------------- size limits
 # The limits that keep one request, one answer and one run bounded, in one place.
 # Each refusal names its limit by these words ("tags per write batch", ...).
 
+#: Bytes of one gRPC message, either way (the SDK's channel and the server alike).
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 #: Params of a run: at most this many bytes as JSON...
 MAX_PARAMS_JSON = 64 * 1024
 #: ...nested at most this deep (a dict or list inside a dict is depth 2).
@@ -76,6 +82,47 @@ def check_name(field: str, value: object) -> str:
 
 def check_tag(value: object) -> str:
     return check_name("tag", value)
+
+
+def check_client_id(value: object, field: str = "client_id") -> str:
+    """A client's id: a name (see ``check_name``) of at most ``MAX_CLIENT_ID_LENGTH``
+    characters."""
+    if isinstance(value, str) and len(value) > MAX_CLIENT_ID_LENGTH:
+        raise InvalidArgument(f"{field} is longer than {MAX_CLIENT_ID_LENGTH} characters")
+    return check_name(field, value)
+
+
+def _check_int(field: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{field} must be an int, got {type(value).__name__}")
+    return int(value)
+
+
+def check_run_id(value: object, field: str = "run_id") -> int:
+    """A run id: a positive integer."""
+    run_id = _check_int(field, value)
+    if run_id <= 0:
+        raise InvalidArgument(f"{field} must be a positive run id, got {run_id}")
+    return run_id
+
+
+def check_sequence(value: object, field: str = "sequence") -> int:
+    """A write batch's sequence number: an integer in [1, ``MAX_SEQUENCE``]. A
+    client's sequence numbers rise from 1 (``trainboard.store`` says why)."""
+    sequence = _check_int(field, value)
+    if sequence <= 0:
+        raise InvalidArgument(f"{field} must be > 0, got {sequence}")
+    if sequence > MAX_SEQUENCE:
+        raise InvalidArgument(f"{field} must be <= {MAX_SEQUENCE}, got {sequence}")
+    return sequence
+
+
+def check_final_status(status: str, field: str = "status") -> str:
+    """A run's final status: one of ``FINAL_STATUSES`` (finished, failed or killed;
+    never "running", nor "crashed", which is only ever reported)."""
+    if status not in FINAL_STATUSES:
+        raise InvalidArgument(f"{field} must be one of {', '.join(FINAL_STATUSES)}; got {status!r}")
+    return status
 
 
 def check_run_tags(values: object, field: str = "tags") -> tuple[str, ...]:

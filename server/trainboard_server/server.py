@@ -14,10 +14,11 @@ from typing import Protocol, runtime_checkable
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from trainboard.defaults import DEFAULT_HOST, DEFAULT_PORT
 from trainboard.store import Store
-from trainboard.transport import MAX_MESSAGE_BYTES
 from trainboard.v1 import trainboard_pb2 as pb
 from trainboard.v1 import trainboard_pb2_grpc as pb_grpc
+from trainboard.validation import MAX_MESSAGE_BYTES, MAX_READ_POINTS
 from trainboard_server.auth import TokenAuthInterceptor, Tokens
 from trainboard_server.servicer import ReadServicer, WriteServicer
 
@@ -100,14 +101,14 @@ class TlsCredentials:
 
 def make_server(
     store: Store,
-    host: str = "127.0.0.1",
-    port: int = 6009,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
     *,
     max_workers: int = 32,
     max_message_bytes: int = MAX_MESSAGE_BYTES,
     tokens: Tokens | None = None,
     tls: TlsCredentials | None = None,
-    page_points: int = 1_000_000,
+    page_points: int = MAX_READ_POINTS,
 ) -> ServerHandle:
     """A gRPC server with the write, read and health services over ``store``.
 

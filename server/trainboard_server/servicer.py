@@ -1,5 +1,13 @@
 """The gRPC servicers: wire messages in, validated domain calls on a Store, wire out.
 
+Every Store checks its arguments and names the bad field (``trainboard.store``), so
+a field the store names as the request does is passed on as it came and checked
+there. The servicer checks a field itself only when it uses it before calling the
+store (a read's run ids; StartRun's and SetGraph's fields, checked before their
+params or graph are decoded), or when only the request can name it (``run_ids[3]``,
+and in a write batch ``scalars[0].steps[7]`` or ``rows[1].tags[0]``:
+``trainboard.wire``).
+
 Domain errors become status codes in one place, ``_translate_errors``.
 
 Bounds (the limits live in ``trainboard.validation``): a read is sized from stored
@@ -30,17 +38,18 @@ import numpy as np
 
 from trainboard import errors, wire
 from trainboard.store import Store
-from trainboard.transport import MAX_MESSAGE_BYTES
 from trainboard.types import ScalarSeries
 from trainboard.v1 import trainboard_pb2 as pb
 from trainboard.validation import (
+    MAX_MESSAGE_BYTES,
     MAX_READ_HISTOGRAM_BYTES,
     MAX_READ_POINTS,
     MAX_READ_SERIES,
     MAX_TAGS_PAGE,
     MAX_TAGS_PAGE_BYTES,
+    check_client_id,
     check_name,
-    check_run_tags,
+    check_run_id,
     check_step,
     check_wall_time,
     params_from_json,
@@ -110,7 +119,7 @@ def _check_ids_and_tags(run_ids: Any, tags: Any) -> tuple[list[int], list[str]]:
             f"run_ids x tags asks for {len(unique_ids) * len(unique_tags):,} series; "
             f"at most {MAX_READ_SERIES:,} (series per read)"
         )
-    ids = [wire.check_run_id(r, f"run_ids[{i}]") for i, r in enumerate(unique_ids)]
+    ids = [check_run_id(r, f"run_ids[{i}]") for i, r in enumerate(unique_ids)]
     names = [check_name(f"tags[{i}]", t) for i, t in enumerate(unique_tags)]
     return ids, names
 
@@ -212,7 +221,7 @@ class WriteServicer:
         run = check_name("run", request.run)
         params = params_from_json(request.params_json) if request.HasField("params_json") else None
         wall_time = check_wall_time(request.wall_time)
-        client_id = wire.check_client_id(request.client_id) if request.client_id else None
+        client_id = check_client_id(request.client_id) if request.client_id else None
         if isinstance(self._store, SqlStore):  # rolled back once the client stopped waiting
             started = self._store.start_run(
                 experiment,
@@ -244,28 +253,20 @@ class WriteServicer:
             result = self._store.write_batch(batch)
         if sum(len(c.values) for c in batch.scalars) * _POINT_BYTES >= _TRIM_AFTER_BYTES:
             TRIMMER.schedule()
-        return pb.WriteBatchResponse(
-            scalar_points=result.scalar_points,
-            histogram_points=result.histogram_points,
-            duplicate=result.duplicate,
-        )
+        return wire.write_result_to_pb(result)
 
     @_translate_errors
     def FinishRun(
         self, request: pb.FinishRunRequest, context: grpc.ServicerContext
     ) -> pb.FinishRunResponse:
-        self._store.finish_run(
-            wire.check_run_id(request.run_id),
-            wire.check_final_status(request.status),
-            check_wall_time(request.wall_time),
-        )
+        self._store.finish_run(request.run_id, request.status, request.wall_time)
         return pb.FinishRunResponse()
 
     @_translate_errors
     def SetGraph(
         self, request: pb.SetGraphRequest, context: grpc.ServicerContext
     ) -> pb.SetGraphResponse:
-        run_id = wire.check_run_id(request.run_id)
+        run_id = check_run_id(request.run_id)
         nodes = wire.graph_from_pb(request.graph)
         self._store.set_graph(run_id, nodes)
         return pb.SetGraphResponse(node_count=len(nodes))
@@ -274,37 +275,35 @@ class WriteServicer:
     def DeleteRun(
         self, request: pb.DeleteRunRequest, context: grpc.ServicerContext
     ) -> pb.DeleteRunResponse:
-        self._store.delete_run(wire.check_run_id(request.run_id))
+        self._store.delete_run(request.run_id)
         return pb.DeleteRunResponse()
 
     @_translate_errors
     def DeleteExperiment(
         self, request: pb.DeleteExperimentRequest, context: grpc.ServicerContext
     ) -> pb.DeleteExperimentResponse:
-        deleted = self._store.delete_experiment(check_name("experiment", request.experiment))
+        deleted = self._store.delete_experiment(request.experiment)
         return pb.DeleteExperimentResponse(deleted_runs=deleted)
 
     @_translate_errors
     def RenameRun(
         self, request: pb.RenameRunRequest, context: grpc.ServicerContext
     ) -> pb.RenameRunResponse:
-        run_id = wire.check_run_id(request.run_id)
-        self._store.rename_run(run_id, check_name("new_name", request.new_name))
+        self._store.rename_run(request.run_id, request.new_name)
         return pb.RenameRunResponse()
 
     @_translate_errors
     def SetRunTags(
         self, request: pb.SetRunTagsRequest, context: grpc.ServicerContext
     ) -> pb.SetRunTagsResponse:
-        run_id = wire.check_run_id(request.run_id)
-        stored = self._store.set_run_tags(run_id, check_run_tags(request.tags))
+        stored = self._store.set_run_tags(request.run_id, list(request.tags))
         return pb.SetRunTagsResponse(tags=stored)
 
     @_translate_errors
     def Heartbeat(
         self, request: pb.HeartbeatRequest, context: grpc.ServicerContext
     ) -> pb.HeartbeatResponse:
-        self._store.heartbeat(wire.check_run_id(request.run_id))
+        self._store.heartbeat(request.run_id)
         return pb.HeartbeatResponse()
 
 
@@ -337,10 +336,8 @@ class ReadServicer:
     def ListRuns(
         self, request: pb.ListRunsRequest, context: grpc.ServicerContext
     ) -> pb.ListRunsResponse:
-        experiment = check_name("experiment", request.experiment)
-        return pb.ListRunsResponse(
-            runs=[wire.run_to_pb(r) for r in self._store.list_runs(experiment)]
-        )
+        runs = self._store.list_runs(request.experiment)
+        return pb.ListRunsResponse(runs=[wire.run_to_pb(r) for r in runs])
 
     @_translate_errors
     def ListTags(
@@ -349,7 +346,7 @@ class ReadServicer:
         """A page of the run's tags: at most ``page_size`` (0: the server's page,
         ``MAX_TAGS_PAGE``), from ``page_token`` on; ``next_page_token`` is empty
         after the last page. Tags are sorted within a page."""
-        run_id = wire.check_run_id(request.run_id)
+        run_id = check_run_id(request.run_id)
         if not isinstance(self._store, SqlStore):
             if request.page_token:
                 raise errors.InvalidArgument("page_token is not one this server gave")
@@ -474,7 +471,7 @@ class ReadServicer:
     def GetGraph(
         self, request: pb.GetGraphRequest, context: grpc.ServicerContext
     ) -> pb.GetGraphResponse:
-        nodes = self._store.get_graph(wire.check_run_id(request.run_id))
+        nodes = self._store.get_graph(request.run_id)
         if nodes is None:
             return pb.GetGraphResponse(has_graph=False)
         return pb.GetGraphResponse(has_graph=True, graph=wire.graph_to_pb(nodes))

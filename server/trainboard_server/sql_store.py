@@ -27,7 +27,6 @@ from sqlalchemy import Connection, Engine
 
 from trainboard.errors import InvalidArgument
 from trainboard.types import (
-    FINAL_STATUSES,
     GraphNode,
     HistogramSeries,
     Run,
@@ -39,18 +38,19 @@ from trainboard.types import (
 )
 from trainboard.validation import (
     MAX_GRAPH_NODES,
+    check_client_id,
+    check_final_status,
     check_name,
+    check_run_id,
     check_run_tags,
     check_step,
     check_wall_time,
 )
-from trainboard.wire import check_client_id
 from trainboard_server.downsample import downsample_indices
 from trainboard_server.storage import graphs, histograms, runs, scalars, series
 from trainboard_server.storage.batches import (
     abandon_if_unwanted,
     check_batch,
-    check_run_id,
     store_batch,
 )
 from trainboard_server.storage.engine import make_engine
@@ -166,10 +166,7 @@ class SqlStore:
 
     def finish_run(self, run_id: int, status: str, wall_time: float) -> None:
         run_id = check_run_id(run_id)
-        if status not in FINAL_STATUSES:
-            raise InvalidArgument(
-                f"status must be one of {', '.join(FINAL_STATUSES)}, got {status!r}"
-            )
+        status = check_final_status(status)
         wall_time = check_wall_time(wall_time)
         self._db.write(lambda c: runs.finish_run(c, run_id, status, wall_time))
 
@@ -266,16 +263,12 @@ class SqlStore:
         tag): the points stored in ``[min_step, max_step]``, an upper bound of what
         ``read_scalars`` returns. Read from the chunks' counts, nothing decoded, so
         that a read can be sized before it is built. ``NotFound`` for an unknown run."""
-        ids = [check_run_id(r) for r in run_ids]
-        names = [check_name("tag", t) for t in tags]
-
-        def work(connection: Connection) -> dict[tuple[int, str], int]:
-            found = series.find_many(connection, ids, names, "scalar")
-            _require_runs(connection, ids, found)
-            counts = scalars.stored_counts(connection, list(found.values()), min_step, max_step)
-            return {key: counts[series_id] for key, series_id in found.items()}
-
-        return self._db.read(work)
+        return self._series_sizes(
+            run_ids,
+            tags,
+            "scalar",
+            lambda c, ids: scalars.stored_counts(c, ids, min_step, max_step),
+        )
 
     def histogram_sizes(
         self, run_ids: Sequence[int], tags: Sequence[str], min_step: int | None = None
@@ -283,13 +276,26 @@ class SqlStore:
         """For each existing histogram series among ``run_ids`` x ``tags``, by (run
         id, tag): how many histograms it holds from ``min_step`` on and the wire bytes
         of the largest. ``NotFound`` for an unknown run."""
+        return self._series_sizes(
+            run_ids, tags, "histogram", lambda c, ids: histograms.stored_sizes(c, ids, min_step)
+        )
+
+    def _series_sizes(
+        self,
+        run_ids: Sequence[int],
+        tags: Sequence[str],
+        kind: str,
+        measure: Callable[[Connection, list[int]], Mapping[int, T]],
+    ) -> dict[tuple[int, str], T]:
+        """``measure``'s answer for each existing series of ``kind`` among
+        ``run_ids`` x ``tags``, by (run id, tag)."""
         ids = [check_run_id(r) for r in run_ids]
         names = [check_name("tag", t) for t in tags]
 
-        def work(connection: Connection) -> dict[tuple[int, str], tuple[int, int]]:
-            found = series.find_many(connection, ids, names, "histogram")
+        def work(connection: Connection) -> dict[tuple[int, str], T]:
+            found = series.find_many(connection, ids, names, kind)
             _require_runs(connection, ids, found)
-            sizes = histograms.stored_sizes(connection, list(found.values()), min_step)
+            sizes = measure(connection, list(found.values()))
             return {key: sizes[series_id] for key, series_id in found.items()}
 
         return self._db.read(work)
@@ -312,9 +318,8 @@ class SqlStore:
         page = limit if max_points is None else None  # a page of a full-resolution read
 
         def work(connection: Connection) -> tuple[scalars.Points, int | None] | None:
-            series_id = series.find_series_id(connection, run_id, tag, "scalar")
+            series_id = _find_series(connection, run_id, tag, "scalar")
             if series_id is None:
-                runs.require_run(connection, run_id)
                 return None
             end = None if page is None else scalars.page_end(connection, series_id, low, page)
             if end is not None and high is not None and end > high:
@@ -359,9 +364,8 @@ class SqlStore:
         low = None if min_step is None else check_step(min_step, "min_step")
 
         def work(connection: Connection) -> HistogramSeries | None:
-            series_id = series.find_series_id(connection, run_id, tag, "histogram")
+            series_id = _find_series(connection, run_id, tag, "histogram")
             if series_id is None:
-                runs.require_run(connection, run_id)
                 return None
             items, total = histograms.read_histogram_rows(connection, series_id, max_steps, low)
             return HistogramSeries(run_id=run_id, tag=tag, items=tuple(items), total=total)
@@ -404,6 +408,15 @@ def _committing(
         return result
 
     return checked
+
+
+def _find_series(connection: Connection, run_id: int, tag: str, kind: str) -> int | None:
+    """The id of the run's series of ``tag`` and ``kind``; ``None`` when the run has
+    no such series, ``NotFound`` when there is no such run."""
+    series_id = series.find_series_id(connection, run_id, tag, kind)
+    if series_id is None:
+        runs.require_run(connection, run_id)
+    return series_id
 
 
 def _require_runs(

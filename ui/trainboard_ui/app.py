@@ -13,9 +13,8 @@ import sys
 
 import streamlit as st
 
+from trainboard.defaults import DEFAULT_SERVER
 from trainboard_ui.dashboard import main
-
-DEFAULT_SERVER = "127.0.0.1:6009"
 
 
 def server_address(argv: list[str]) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import numbers
 from collections.abc import Callable
 
 import numpy as np
@@ -18,7 +17,9 @@ from trainboard.types import (
 )
 from trainboard.validation import (
     MAX_STEP,
-    check_name,
+    check_client_id,
+    check_run_id,
+    check_sequence,
     check_step,
     check_summary,
     check_tag,
@@ -30,8 +31,6 @@ from trainboard_server.storage.histograms import write_histograms
 from trainboard_server.storage.models import applied_batches
 from trainboard_server.storage.runs import touch_run
 from trainboard_server.storage.scalars import write_scalars
-
-MAX_INT64 = 2**63 - 1  # what a signed BIGINT column holds
 
 
 class DeadlineExceeded(Unavailable):
@@ -107,10 +106,8 @@ def check_batch(batch: WriteBatch) -> WriteBatch:
     (``TypeError`` for a wrong type) naming the first bad field."""
     if not isinstance(batch, WriteBatch):
         raise TypeError(f"batch must be a WriteBatch, got {type(batch).__name__}")
-    check_name("client_id", batch.client_id)
-    sequence = _check_int("sequence", batch.sequence)
-    if not 0 <= sequence <= MAX_INT64:
-        raise InvalidArgument(f"sequence must be in [0, {MAX_INT64}], got {sequence}")
+    client_id = check_client_id(batch.client_id)
+    sequence = check_sequence(batch.sequence)
     scalars = tuple(
         _check_columns(f"scalars[{i}]", column) for i, column in enumerate(batch.scalars)
     )
@@ -119,25 +116,12 @@ def check_batch(batch: WriteBatch) -> WriteBatch:
     )
     check_tags_per_batch(len({c.tag for c in scalars}) + len({r.tag for r in histograms}))
     return WriteBatch(
-        client_id=batch.client_id,
+        client_id=client_id,
         sequence=sequence,
         run_id=check_run_id(batch.run_id),
         scalars=scalars,
         histograms=histograms,
     )
-
-
-def check_run_id(run_id: object) -> int:
-    value = _check_int("run_id", run_id)
-    if value <= 0:
-        raise InvalidArgument(f"run_id must be positive, got {value}")
-    return value
-
-
-def _check_int(field: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{field} must be an int, got {type(value).__name__}")
-    return int(value)
 
 
 def _check_columns(field: str, column: ScalarColumns) -> ScalarColumns:

@@ -40,9 +40,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-NAME_LENGTH = 256
+from trainboard.types import STORED_STATUSES
+from trainboard.validation import MAX_CLIENT_ID_LENGTH, MAX_NAME_LENGTH
+
+# Columns as wide as the longest value validation lets through.
+NAME_LENGTH = MAX_NAME_LENGTH
 KIND_LENGTH = 16
-CLIENT_ID_LENGTH = 128
+CLIENT_ID_LENGTH = MAX_CLIENT_ID_LENGTH
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY (the rowid); PostgreSQL gets BIGINT.
 Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -54,6 +58,11 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def _sql_list(values: tuple[str, ...]) -> str:
+    """``('a', 'b')``: string literals for SQL's ``IN``."""
+    return "(" + ", ".join(f"'{value}'" for value in values) + ")"
 
 
 class Base(DeclarativeBase):
@@ -73,7 +82,7 @@ class RunRow(Base):
     __table_args__ = (
         UniqueConstraint("experiment_id", "name"),
         # Stored statuses only: "crashed" is reported, never stored.
-        CheckConstraint("status IN ('running', 'finished', 'failed', 'killed')", name="status"),
+        CheckConstraint(f"status IN {_sql_list(STORED_STATUSES)}", name="status"),
         Index(None, "experiment_id", "client_id"),
         # Runs are deleted: SQLite must never give a new run a deleted one's id.
         {"sqlite_autoincrement": True},
