@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rounds = rounds_for(args, 5)
     blocks = 20 if args.quick else 200
     import trainboard
-    from trainboard_ui.graph_view import index_graph
+    from trainboard_ui.graph_index import index_graph
 
     os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")
     print_header(

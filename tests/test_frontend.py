@@ -34,8 +34,8 @@ from trainboard_ui.cards import (
     source_hash,
     unpack,
 )
-from trainboard_ui.data import outlier_range
 from trainboard_ui.live import CachedScalars
+from trainboard_ui.scalar_data import outlier_range
 
 SRC = FRONTEND_SOURCE / "src"
 REQUIRE_BROWSER = os.environ.get("TRAINBOARD_REQUIRE_BROWSER") == "1"

@@ -12,7 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import trainboard
-from trainboard.demo import softmax_graph
+from trainboard.cli.demo import softmax_graph
 
 APP = str(Path(__file__).resolve().parents[1] / "ui" / "trainboard_ui" / "app.py")
 

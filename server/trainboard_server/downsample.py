@@ -7,7 +7,8 @@ gets packed arrays or index arrays back.
   the later write winning on a re-logged step.
 - :func:`downsample_indices` picks which points of a step-sorted series a chart gets so
   that no spike and no NaN/±Inf is ever sampled away.
-- :func:`sample_evenly` picks evenly spaced histogram steps.
+- :func:`sample_evenly` picks evenly spaced histogram steps (``trainboard.sampling``,
+  the rule the dashboard uses too).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
+
+from trainboard.sampling import sample_evenly
 
 __all__ = ["downsample_indices", "resolve_last_write", "sample_evenly"]
 
@@ -203,25 +206,6 @@ def downsample_indices(steps: np.ndarray, values: np.ndarray, max_points: int) -
         guess = n_buckets * max_points // len(kept) if passes == 1 else smallest_safe
         n_buckets = max(smallest_safe, min(n_buckets - 1, guess))
         starts, ends = _bucket_bounds(steps_arr, n_buckets)
-
-
-def sample_evenly(n: int, k: int) -> Int64Array:
-    """``k`` evenly spaced, sorted, unique indices into a sequence of length ``n``.
-
-    Every index ``0 .. n-1`` when ``n <= k`` or ``k <= 0`` (no limit). Otherwise the
-    result always includes ``0`` and ``n - 1`` (for ``k >= 2``); ``k == 1`` gives
-    ``[n - 1]``, the latest step. Raises ValueError if ``n`` is negative.
-    """
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    if k <= 0 or n <= k:
-        return np.arange(n, dtype=np.int64)
-    if k == 1:
-        return np.array([n - 1], dtype=np.int64)
-    # round(i * (n-1) / (k-1)) in exact integer arithmetic; the spacing exceeds 1 since
-    # n > k, so rounding never makes two indices equal.
-    i = np.arange(k, dtype=np.int64)
-    return (i * (n - 1) + (k - 1) // 2) // (k - 1)
 
 
 def _bucket_bounds(steps: Int64Array, n_buckets: int) -> tuple[Int64Array, Int64Array]:

@@ -1,4 +1,5 @@
-"""Plotly figures of the dashboard, built from what :mod:`trainboard_ui.data` shapes.
+"""Plotly figures of the dashboard, built from what the pure shaping modules
+(:mod:`~trainboard_ui.distribution_data`, :mod:`~trainboard_ui.histogram_data`, ...) give.
 
 Pure: no Streamlit and no network, so tests can inspect a figure's traces. Scalar
 series are WebGL traces (``Scattergl``), which draw thousands of points per run
@@ -15,16 +16,11 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from trainboard_ui.data import (
-    BAND_COLUMNS,
-    BAND_PAIRS,
-    MEDIAN_INDEX,
-    HistogramSlices,
-    ScalarLine,
-    blend,
-    wall_datetimes,
-    with_alpha,
-)
+from trainboard_ui.colours import blend, with_alpha
+from trainboard_ui.distribution_data import BAND_COLUMNS, BAND_PAIRS, MEDIAN_INDEX
+from trainboard_ui.histogram_data import HistogramSlices
+from trainboard_ui.scalar_data import ScalarLine
+from trainboard_ui.time_axes import wall_datetimes
 
 CHART_HEIGHT = 320
 FOCUS_HEIGHT = 620
@@ -127,7 +123,7 @@ def distribution_figure(
     """TensorBoard's distribution chart: four nested bands between the basis
     points (min-max, 7-93 %, 16-84 %, 31-69 %), darker towards the median line;
     hovering the median shows all nine values at that step. ``y_range`` cuts the
-    chart to a range (:func:`trainboard_ui.data.band_range`)."""
+    chart to a range (:func:`trainboard_ui.distribution_data.band_range`)."""
     bands = frame[list(BAND_COLUMNS)].to_numpy(dtype=np.float64)
     keep = np.isfinite(bands).all(axis=1)
     bands, xs = bands[keep], np.asarray(x)[keep]

@@ -18,8 +18,9 @@ from trainboard.errors import TrainboardError, Unavailable
 from trainboard.types import Run
 from trainboard_ui import state
 from trainboard_ui.cards import preload
-from trainboard_ui.data import compile_pattern, run_colours
+from trainboard_ui.colours import run_colours
 from trainboard_ui.live import LiveData
+from trainboard_ui.tag_filters import compile_pattern
 from trainboard_ui.views import VIEWS, View, ViewContext
 
 # Seconds a read may take before the dashboard reports the server as unreachable.

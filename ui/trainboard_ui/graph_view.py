@@ -1,13 +1,5 @@
-"""The graph page's logic, apart from Streamlit (docs/design.md): scopes collapsed into
-boxes, auxiliary parts moved aside, Graphviz DOT drawn bottom-up, node details and
-search.
-
-The scope tree comes from node names: ``encoder/layer1/linear`` lies in scope
-``encoder/layer1``, which lies in ``encoder``. A name that is also a prefix of other
-names (a leaf module and its parameters: ``head`` and ``head/weight``) is a scope
-that holds its own node. When a scope has more than ``max_children`` child scopes
-with numbers for names (the blocks of a ``Sequential``), they are grouped into
-*range scopes* such as ``blocks/[0-9]``, so that no level lists hundreds of boxes.
+"""The graph page's collapsed view (docs/design.md): scopes collapsed into boxes and
+auxiliary parts moved aside.
 
 A *view* is what to draw for a set of expanded scopes: every node is drawn as
 itself when all its scopes are expanded, otherwise as the box of its outermost
@@ -25,51 +17,24 @@ with the number of node-level edges it stands for.
 Edges between the side group and the main graph are not drawn; each item counts
 its hidden ones. With ``show_auxiliary`` everything is drawn in the main graph,
 auxiliary items flagged (and drawn dashed).
-
-All functions take the node list (``list[GraphNode]``, as ``Reader.graph``
-returns it) or a ``GraphIndex`` built once from it with ``index_graph``, which
-saves re-indexing on every Streamlit rerun.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import statistics
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from trainboard.types import GraphNode
+from trainboard_ui.graph_index import Graph, GraphIndex, as_index, leaf
 
 DEFAULT_AUXILIARY_SCOPES: frozenset[str] = frozenset({"gradients", "optimizer", "train"})
-MAX_CHILDREN = 30
 HUB_MIN_DEGREE = 10
 HUB_FENCE = 4.0
-AUXILIARY_CLUSTER = "cluster__auxiliary"
 
 Group = Literal["main", "auxiliary"]
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class GraphIndex:
-    """A validated node list indexed for drawing: built by ``index_graph``.
-
-    ``owner`` maps each node to the scope it lies in (``""`` for the top level);
-    ``parent`` and ``children`` give the scope tree, range scopes included, with
-    ``""`` as its root; ``order`` lists the scopes parents first; ``chain`` gives
-    each scope's path from the top, itself last. ``ranges`` are the range scopes.
-    """
-
-    nodes: tuple[GraphNode, ...]
-    by_name: Mapping[str, GraphNode]
-    consumers: Mapping[str, tuple[str, ...]]
-    owner: Mapping[str, str]
-    parent: Mapping[str, str]
-    children: Mapping[str, tuple[str, ...]]
-    order: tuple[str, ...]
-    chain: Mapping[str, tuple[str, ...]]
-    ranges: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,159 +108,6 @@ class View:
         return [item for item in self.items if item.group == group]
 
 
-Graph = GraphIndex | Iterable[GraphNode]
-
-
-def index_graph(nodes: Iterable[GraphNode], *, max_children: int = MAX_CHILDREN) -> GraphIndex:
-    """Indexes a node list (names unique, inputs naming nodes, as
-    ``trainboard.graph.validate_graph`` leaves it; ``ValueError`` otherwise).
-
-    Numbered child scopes beyond ``max_children`` under one scope are grouped
-    into range scopes of 1, 2 or 5 times a power of ten each (nested when needed).
-    """
-    if max_children < 2:
-        raise ValueError("max_children must be at least 2")
-    listed = tuple(nodes)
-    by_name: dict[str, GraphNode] = {}
-    for node in listed:
-        if node.name in by_name:
-            raise ValueError(f"graph node name {node.name!r} is used twice")
-        by_name[node.name] = node
-    consumers: dict[str, list[str]] = {node.name: [] for node in listed}
-    for node in listed:
-        for name in dict.fromkeys(node.inputs):
-            if name not in consumers:
-                raise ValueError(f"graph node {node.name!r} has input {name!r}, not a node")
-            consumers[name].append(node.name)
-
-    # Real scopes: every proper prefix of a name, parents first (dicts keep order).
-    children: dict[str, list[str]] = {"": []}
-    for node in listed:
-        name = node.name
-        at = name.find("/")
-        while at != -1:
-            scope = name[:at]
-            if scope not in children:
-                children[scope] = []
-                children[_real_parent(scope)].append(scope)
-            at = name.find("/", at + 1)
-    owner = {
-        node.name: node.name if node.name in children else _real_parent(node.name)
-        for node in listed
-    }
-
-    parent = {scope: _real_parent(scope) for scope in children if scope}
-    ranges: set[str] = set()
-    for scope in list(children):
-        grouped = _group_numbered(scope, children[scope], max_children, children, by_name)
-        for range_scope, _ in grouped:
-            ranges.add(range_scope)
-            parent[range_scope] = scope  # nested ranges get their outer range below
-        for range_scope, members in grouped:
-            children[range_scope] = list(members)
-            for member in members:
-                parent[member] = range_scope
-        if grouped:
-            children[scope] = _regrouped(children[scope], parent, scope)
-
-    order: list[str] = []
-    chain: dict[str, tuple[str, ...]] = {"": ()}
-    queue = list(children[""])
-    for scope in queue:  # breadth first: a scope's chain extends its parent's
-        order.append(scope)
-        chain[scope] = (*chain[parent[scope]], scope)
-        queue.extend(children[scope])
-    return GraphIndex(
-        nodes=listed,
-        by_name=by_name,
-        consumers={name: tuple(users) for name, users in consumers.items()},
-        owner=owner,
-        parent=parent,
-        children={scope: tuple(kids) for scope, kids in children.items()},
-        order=tuple(order),
-        chain=chain,
-        ranges=frozenset(ranges),
-    )
-
-
-def _real_parent(name: str) -> str:
-    return name.rpartition("/")[0]
-
-
-def _leaf(name: str) -> str:
-    return name.rpartition("/")[2]
-
-
-def _group_numbered(
-    scope: str,
-    kids: Sequence[str],
-    max_children: int,
-    taken: Mapping[str, object],
-    names: Mapping[str, object],
-) -> list[tuple[str, tuple[str, ...]]]:
-    """Range scopes for the numbered children of ``scope`` when there are too
-    many: ``[(range_scope, members), ...]``, nested ranges included (a nested
-    range is a member of its outer range). Empty when no grouping is needed or a
-    range name is already a real name."""
-    numbered = sorted(
-        (kid for kid in kids if _leaf(kid).isascii() and _leaf(kid).isdigit()),
-        key=lambda kid: int(_leaf(kid)),
-    )
-    if len(numbered) <= max_children:
-        return []
-    result: list[tuple[str, tuple[str, ...]]] = []
-
-    def split(members: list[str]) -> list[str]:
-        if len(members) <= max_children:
-            return members
-        size = _nice_size(math.ceil(len(members) / max_children))
-        tops = []
-        for start in range(0, len(members), size):
-            chunk = members[start : start + size]
-            if len(chunk) == 1:  # a range of one would only add a click
-                tops.append(chunk[0])
-                continue
-            name = f"[{_leaf(chunk[0])}-{_leaf(chunk[-1])}]"
-            range_scope = f"{scope}/{name}" if scope else name
-            result.append((range_scope, tuple(split(chunk))))
-            tops.append(range_scope)
-        return tops
-
-    split(numbered)
-    if any(range_scope in taken or range_scope in names for range_scope, _ in result):
-        return []
-    return result
-
-
-def _nice_size(at_least: int) -> int:
-    """The smallest of 1, 2, 5, 10, 20, 50, ... that is at least ``at_least``."""
-    power = 1
-    while True:
-        for step in (1, 2, 5):
-            if step * power >= at_least:
-                return step * power
-        power *= 10
-
-
-def _regrouped(kids: Sequence[str], parent: Mapping[str, str], scope: str) -> list[str]:
-    """``kids`` with each grouped child replaced by its outermost range scope,
-    which takes the place of the range's first child."""
-    result: list[str] = []
-    seen: set[str] = set()
-    for kid in kids:
-        top = kid
-        while parent.get(top, scope) != scope:
-            top = parent[top]
-        if top not in seen:
-            seen.add(top)
-            result.append(top)
-    return result
-
-
-def _index(graph: Graph) -> GraphIndex:
-    return graph if isinstance(graph, GraphIndex) else index_graph(graph)
-
-
 def is_auxiliary_scope_name(name: str, auxiliary_scopes: Collection[str]) -> bool:
     """Whether a scope's own name (its last part) marks it auxiliary: one of
     ``auxiliary_scopes``, bare or with a ``_N`` suffix (``gradients_1``)."""
@@ -339,7 +151,7 @@ def collapsed_view(
     ``hub_threshold(degrees, min_degree=hub_min_degree, fence=hub_fence)`` is
     auxiliary too. Runs in O(nodes + edges + scopes).
     """
-    index = _index(graph)
+    index = as_index(graph)
     hide = not show_auxiliary
     open_scopes = frozenset(expanded)
 
@@ -353,7 +165,7 @@ def collapsed_view(
         if (
             root is None
             and scope not in index.ranges
-            and is_auxiliary_scope_name(_leaf(scope), auxiliary_scopes)
+            and is_auxiliary_scope_name(leaf(scope), auxiliary_scopes)
         ):
             root = scope
         aux_root[scope] = root
@@ -477,208 +289,5 @@ def _relative(name: str, parent: str, index: GraphIndex) -> str:
     if not parent:
         return name
     if name == parent:  # a scope's own node, such as a leaf module beside its weights
-        return _leaf(name)
+        return leaf(name)
     return name[len(parent) + 1 :] if name.startswith(parent + "/") else name
-
-
-# DOT ----------------------------------------------------------------------------------
-
-
-def to_dot(view: View, selected: str | None = None) -> str:
-    """The view as Graphviz DOT, read bottom-up (``rankdir=BT``: inputs at the
-    bottom, edges pointing up from an input to its user).
-
-    Expanded scopes are clusters ``subgraph "cluster_<scope>"`` labelled with the
-    scope, nested as the scopes are; collapsed scopes are boxes labelled
-    ``"<scope> (N nodes)"``; nodes are ellipses labelled with their name, op and
-    shape; the auxiliary group is the cluster ``"cluster__auxiliary"``. An edge
-    standing for several node-level edges carries their count. ``selected`` (an
-    item id) is highlighted. Deterministic: the same view gives the same text.
-    """
-    lines = [
-        "digraph trainboard {",
-        "  graph [rankdir=BT, newrank=true, compound=true, nodesep=0.25, ranksep=0.35, "
-        'fontname="Helvetica", fontsize=11];',
-        '  node [fontname="Helvetica", fontsize=10, margin="0.08,0.04"];',
-        '  edge [color="#666666", arrowsize=0.6, fontname="Helvetica", fontsize=9];',
-    ]
-    items_in: dict[tuple[Group, str], list[Item]] = {}
-    for item in view.items:
-        items_in.setdefault((item.group, item.parent), []).append(item)
-    clusters_in: dict[tuple[Group, str], list[Cluster]] = {}
-    for cluster in view.clusters:
-        clusters_in.setdefault((cluster.group, cluster.parent), []).append(cluster)
-
-    def emit(group: Group, scope: str, indent: str) -> None:
-        for cluster in clusters_in.get((group, scope), []):
-            lines.append(f"{indent}subgraph {_quote('cluster_' + cluster.id)} {{")
-            lines.append(
-                f'{indent}  label={_quote(cluster.label)}; style=rounded; color="#9aa5b1";'
-                f" tooltip={_quote(cluster.id)};"
-            )
-            emit(group, cluster.id, indent + "  ")
-            lines.append(f"{indent}}}")
-        for item in items_in.get((group, scope), []):
-            lines.append(f"{indent}{_node_statement(item, item.id == selected)}")
-
-    emit("main", "", "  ")
-    if any(item.group == "auxiliary" for item in view.items):
-        lines.append(f"  subgraph {_quote(AUXILIARY_CLUSTER)} {{")
-        lines.append('    label="auxiliary"; style="dashed,rounded"; color="#b0b0b0";')
-        emit("auxiliary", "", "    ")
-        lines.append("  }")
-    for edge in view.edges:
-        attributes = []
-        if edge.count > 1:
-            width = min(1.0 + math.log2(edge.count) / 2, 4.0)
-            attributes += [f"label={_quote(str(edge.count))}", f"penwidth={width:.2f}"]
-        if view.item(edge.source).group == "auxiliary":
-            attributes.append("style=dashed")
-        suffix = f" [{', '.join(attributes)}]" if attributes else ""
-        lines.append(f"  {_quote(edge.source)} -> {_quote(edge.target)}{suffix};")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
-
-def _node_statement(item: Item, selected: bool) -> str:
-    if item.kind == "scope":
-        noun = "node" if item.count == 1 else "nodes"
-        label = f"{item.label} ({item.count} {noun})"
-        attributes = {"shape": "box", "fillcolor": "#dde7f3"}
-        styles = ["rounded", "filled"]
-    else:
-        label = "\n".join(part for part in (item.label, item.op, format_shape(item.shape)) if part)
-        attributes = {"shape": "ellipse", "fillcolor": "#ffffff"}
-        styles = ["filled"]
-    tooltip = item.id
-    if item.auxiliary:
-        styles.append("dashed")
-        attributes["fillcolor"] = "#f2f2f2"
-    if item.hidden_edges:
-        noun = "edge" if item.hidden_edges == 1 else "edges"
-        if item.group == "auxiliary":
-            label += f"\n+{item.hidden_edges} hidden {noun}"
-        tooltip += f" ({item.hidden_edges} {noun} to the other group hidden)"
-    if selected:
-        attributes["fillcolor"] = "#ffe08a"
-        attributes["penwidth"] = "2.5"
-        attributes["color"] = "#c0392b"
-    attributes["style"] = ",".join(styles)
-    attributes["label"] = label
-    attributes["tooltip"] = tooltip
-    body = ", ".join(f"{key}={_quote(value)}" for key, value in attributes.items())
-    return f"{_quote(item.id)} [{body}];"
-
-
-def _quote(text: str) -> str:
-    """A DOT double-quoted string; newlines become DOT's ``\\n`` line breaks."""
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
-
-
-def format_shape(shape: Sequence[int] | None) -> str:
-    """``[?, 784]`` (``-1``, an unknown dimension, as ``?``), ``scalar`` for
-    ``()``, ``""`` when the shape is unknown."""
-    if shape is None:
-        return ""
-    if not shape:
-        return "scalar"
-    return "[" + ", ".join("?" if dim == -1 else str(dim) for dim in shape) + "]"
-
-
-# Details, search, reveal ---------------------------------------------------------------
-
-
-def node_details(graph: Graph, name: str) -> dict[str, Any]:
-    """What the page shows for a selected node or scope box.
-
-    For a node: ``{"kind": "node", "name", "op", "shape" (list or None),
-    "dtype", "attributes" (dict), "inputs", "outputs"}``, inputs in the node's
-    order and outputs (its users) in graph order. For a scope that is not also a
-    node: ``{"kind": "scope", "name", "nodes" (count), "op": "", "shape": None,
-    "dtype": "", "attributes": {}, "inputs", "outputs"}``, where inputs are the
-    nodes outside it that feed it (in order of first use) and outputs the nodes
-    outside it that it feeds (in graph order).
-    ``KeyError`` when ``name`` is neither.
-    """
-    index = _index(graph)
-    node = index.by_name.get(name)
-    if node is not None:
-        return {
-            "kind": "node",
-            "name": node.name,
-            "op": node.op,
-            "shape": None if node.shape is None else list(node.shape),
-            "dtype": node.dtype,
-            "attributes": dict(node.attributes),
-            "inputs": list(node.inputs),
-            "outputs": list(index.consumers[name]),
-        }
-    if name not in index.parent:
-        raise KeyError(f"the graph has no node or scope named {name!r}")
-    inside = {n.name for n in index.nodes if name in index.chain[index.owner[n.name]]}
-    inputs: dict[str, None] = {}  # an ordered set
-    outputs: list[str] = []
-    for node in index.nodes:
-        if node.name in inside:
-            inputs.update((i, None) for i in node.inputs if i not in inside)
-        elif any(i in inside for i in node.inputs):
-            outputs.append(node.name)
-    return {
-        "kind": "scope",
-        "name": name,
-        "nodes": len(inside),
-        "op": "",
-        "shape": None,
-        "dtype": "",
-        "attributes": {},
-        "inputs": list(inputs),
-        "outputs": outputs,
-    }
-
-
-def search(graph: Graph, query: str, limit: int = 50) -> list[str]:
-    """Node and scope names containing ``query`` (case-insensitive), best first.
-
-    Ranks: the whole name equals the query; its last part equals it; its last
-    part starts with it; another part starts with it; it occurs anywhere. Within
-    a rank, shallower and then shorter names first, then graph order. Range
-    scopes are not searched. An empty query finds nothing.
-    """
-    index = _index(graph)
-    needle = query.strip().lower()
-    if not needle or limit <= 0:
-        return []
-    found: list[tuple[int, int, int, int, str]] = []
-    candidates = dict.fromkeys(
-        [*(node.name for node in index.nodes), *(s for s in index.order if s not in index.ranges)]
-    )
-    for position, name in enumerate(candidates):
-        lowered = name.lower()
-        if needle not in lowered:
-            continue
-        parts = lowered.split("/")
-        if lowered == needle:
-            rank = 0
-        elif parts[-1] == needle:
-            rank = 1
-        elif parts[-1].startswith(needle):
-            rank = 2
-        elif any(part.startswith(needle) for part in parts):
-            rank = 3
-        else:
-            rank = 4
-        found.append((rank, len(parts), len(name), position, name))
-    found.sort()
-    return [name for *_, name in found[:limit]]
-
-
-def reveal(graph: Graph, name: str) -> frozenset[str]:
-    """The scopes to expand so that ``name`` is drawn as itself: a node as its
-    own ellipse, a scope as its box. ``KeyError`` when it is neither."""
-    index = _index(graph)
-    if name in index.by_name:
-        return frozenset(index.chain[index.owner[name]])
-    if name in index.parent:
-        return frozenset(index.chain[index.parent[name]])
-    raise KeyError(f"the graph has no node or scope named {name!r}")

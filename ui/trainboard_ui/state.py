@@ -46,7 +46,7 @@ from typing import Any
 
 import streamlit as st
 
-from trainboard_ui.data import X_AXES
+from trainboard_ui.time_axes import X_AXES
 
 SMOOTHING_MAX = 0.999
 INTERVALS: tuple[int, ...] = (2, 5, 10, 30, 60)

@@ -1,7 +1,8 @@
 """What every page gets, and how a page is registered.
 
 A page (a :class:`View`) only draws: it asks :class:`~trainboard_ui.live.LiveData`
-for data, shapes it with :mod:`trainboard_ui.data`, builds figures with
+for data, shapes it with the pure modules beside it (:mod:`trainboard_ui.time_axes`,
+:mod:`trainboard_ui.histogram_data`, ...), builds figures with
 :mod:`trainboard_ui.charts` and hands them to Streamlit. Adding a page (the graph
 view, for one) is a module with a ``VIEW`` and a line in :data:`trainboard_ui.views.VIEWS`.
 """
@@ -17,7 +18,9 @@ import streamlit as st
 
 from trainboard.types import Run
 from trainboard_ui.live import LiveData
-from trainboard_ui.state import Selection
+from trainboard_ui.state import Selection, bound
+from trainboard_ui.tag_filters import filter_tags
+from trainboard_ui.time_axes import X_AXES, X_AXIS_LABELS
 
 #: Charts per row in a page's grid.
 GRID_COLUMNS = 3
@@ -86,4 +89,41 @@ def no_tags_match(ctx: ViewContext, kind: str, total: int) -> None:
     st.info(
         f"No {kind} tag matches the filter `{ctx.selection.tags}` "
         f"({total} {kind} tags in the selected runs). Change or clear the tag filter."
+    )
+
+
+def matching_tags(
+    ctx: ViewContext, kind: str, none_logged: str, *, name_runs_without: bool = False
+) -> list[str] | None:
+    """The selected runs' tags of ``kind`` (``"scalar"``, ``"histogram"``) that
+    pass the tag filter; None, having said what to do, when there are none to draw
+    (``none_logged`` when the runs have no such tag at all). ``name_runs_without``
+    also names the selected runs that have none."""
+    if no_runs_selected(ctx):
+        return None
+    run_ids = ctx.selected_ids
+    ctx.data.tags(run_ids)
+    every_tag = ctx.data.tag_names(run_ids, kind)
+    if not every_tag:
+        st.info(none_logged)
+        return None
+    if name_runs_without:
+        without = [r.name for r in ctx.selected if not ctx.data.tag_names([r.id], kind)]
+        if without:
+            st.caption(f"No {kind}s in " + ", ".join(f"**{name}**" for name in without) + ".")
+    tags = filter_tags(every_tag, ctx.tag_filter)
+    if not tags:
+        no_tags_match(ctx, kind, len(every_tag))
+        return None
+    return tags
+
+
+def x_axis_setting(label: str = "Horizontal axis") -> None:
+    """The setting the chart pages share: their charts' axis of time."""
+    st.radio(
+        label,
+        X_AXES,
+        format_func=X_AXIS_LABELS.__getitem__,
+        horizontal=True,
+        **bound("x_axis"),
     )

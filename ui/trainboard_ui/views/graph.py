@@ -8,7 +8,7 @@ from typing import Any
 import streamlit as st
 
 from trainboard.types import GraphNode
-from trainboard_ui import graph_view, state
+from trainboard_ui import graph_dot, graph_index, graph_search, graph_view, state
 from trainboard_ui.views.base import View, ViewContext, no_runs_selected
 
 _INDEX_KEY = "graph.index"  # (run id, node list, GraphIndex): indexed once per graph
@@ -23,16 +23,16 @@ def settings(selection: state.Selection) -> None:
     )
 
 
-def _index(run_id: int, nodes: list[GraphNode]) -> graph_view.GraphIndex:
+def _index(run_id: int, nodes: list[GraphNode]) -> graph_index.GraphIndex:
     cached = st.session_state.get(_INDEX_KEY)
     if cached is None or cached[0] != run_id or cached[1] is not nodes:
-        cached = (run_id, nodes, graph_view.index_graph(nodes))
+        cached = (run_id, nodes, graph_index.index_graph(nodes))
         st.session_state[_INDEX_KEY] = cached
-    index: graph_view.GraphIndex = cached[2]
+    index: graph_index.GraphIndex = cached[2]
     return index
 
 
-def _scopes(index: graph_view.GraphIndex) -> list[str]:
+def _scopes(index: graph_index.GraphIndex) -> list[str]:
     """Every scope that can be opened, parents first."""
     return [scope for scope in index.order if scope]
 
@@ -67,7 +67,7 @@ def draw(ctx: ViewContext) -> None:
     find, pick = st.columns([2, 3])
     with find:
         query = st.text_input("Find a node", key="graph.search", placeholder="part of a name")
-    found = graph_view.search(index, query) if query else []
+    found = graph_search.search(index, query) if query else []
     with pick:
         if query and not found:
             st.caption(f"No node or scope matches **{query}**.")
@@ -95,7 +95,7 @@ def draw(ctx: ViewContext) -> None:
     selected = ctx.selection.graph_node
     if selected is not None and selected not in index.by_name and selected not in index.parent:
         selected = None
-    st.graphviz_chart(graph_view.to_dot(view, selected=selected), width="stretch")
+    st.graphviz_chart(graph_dot.to_dot(view, selected=selected), width="stretch")
     _caption(view, len(nodes))
 
     drawn = [item.id for item in view.items]
@@ -108,15 +108,15 @@ def draw(ctx: ViewContext) -> None:
         **state.bound("graph_node", shown=lambda value: value if value in drawn else None),
     )
     if selected is not None:
-        _details(graph_view.node_details(index, selected))
+        _details(graph_search.node_details(index, selected))
 
 
-def _show_found(index: graph_view.GraphIndex, opened: tuple[str, ...]) -> None:
+def _show_found(index: graph_index.GraphIndex, opened: tuple[str, ...]) -> None:
     """A search hit: open the scopes around it and select it."""
     name = st.session_state.get("graph.found")
     if not name:
         return
-    around = graph_view.reveal(index, name)
+    around = graph_search.reveal(index, name)
     state.update(graph_open=tuple(dict.fromkeys((*opened, *sorted(around)))), graph_node=name)
 
 
@@ -143,7 +143,7 @@ def _details(details: dict[str, Any]) -> None:
     if details["kind"] == "scope":
         st.markdown(f"**{details['name']}**: a scope of {details['nodes']} nodes")
     else:
-        shape = graph_view.format_shape(details["shape"])
+        shape = graph_dot.format_shape(details["shape"])
         st.markdown(
             f"**{details['name']}**: `{details['op']}`, shape `{shape}`"
             + (f", {details['dtype']}" if details["dtype"] else "")

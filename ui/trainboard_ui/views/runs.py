@@ -17,7 +17,8 @@ import streamlit as st
 from trainboard.errors import TrainboardError
 from trainboard.types import RUN_STATUSES, Run
 from trainboard_ui import state
-from trainboard_ui.data import LAST_PREFIX, PARAM_PREFIX, filter_runs_frame, filter_tags, runs_frame
+from trainboard_ui.runs_table import LAST_PREFIX, PARAM_PREFIX, filter_runs_frame, runs_frame
+from trainboard_ui.tag_filters import filter_tags
 from trainboard_ui.views.base import View, ViewContext
 
 TABLE_KEY = "runs.table"
@@ -219,18 +220,15 @@ def _confirm_run_deletion(ctx: ViewContext) -> None:
         return
     names = ", ".join(f"**{_md(name)}**" for _, name in pending)
     count = len(pending)
-    st.warning(
+    _confirm(
         f"Really delete {_runs(count)} ({names})? Their scalars, "
         "histograms and graphs are deleted with them; this cannot be undone.",
-        icon=":material/warning:",
+        label="Delete",
+        keys=(CONFIRM_DELETE_KEY, CANCEL_DELETE_KEY),
+        pending=_PENDING_RUNS,
+        change=lambda: _delete_runs(ctx, pending),
+        notice=f"Deleted {_runs(count)}.",
     )
-    confirm_column, cancel_column, _ = st.columns([1, 1, 4])
-    with confirm_column:
-        if st.button("Delete", key=CONFIRM_DELETE_KEY, type="primary"):
-            st.session_state.pop(_PENDING_RUNS, None)
-            _act(lambda: _delete_runs(ctx, pending), f"Deleted {_runs(count)}.")
-    with cancel_column:
-        st.button("Cancel", key=CANCEL_DELETE_KEY, on_click=_ask, args=(_PENDING_RUNS, None))
 
 
 def _experiment_deletion(ctx: ViewContext) -> None:
@@ -248,24 +246,37 @@ def _experiment_deletion(ctx: ViewContext) -> None:
             args=(_PENDING_EXPERIMENT, experiment),
         )
         return
-    count = len(ctx.runs)
-    st.warning(
-        f"Really delete experiment **{_md(experiment)}** and its {_runs(count)}? "
+    _confirm(
+        f"Really delete experiment **{_md(experiment)}** and its {_runs(len(ctx.runs))}? "
         "This cannot be undone.",
-        icon=":material/warning:",
+        label="Delete experiment",
+        keys=(CONFIRM_EXPERIMENT_KEY, CANCEL_EXPERIMENT_KEY),
+        pending=_PENDING_EXPERIMENT,
+        change=lambda: _delete_experiment(ctx, experiment),
+        notice=f"Deleted experiment **{_md(experiment)}**.",
     )
+
+
+def _confirm(
+    question: str,
+    *,
+    label: str,
+    keys: tuple[str, str],
+    pending: str,
+    change: Callable[[], None],
+    notice: str,
+) -> None:
+    """Asks ``question`` again of a deletion waiting under the session key
+    ``pending``: the button ``label`` makes the ``change`` (saying ``notice``),
+    Cancel forgets it. ``keys`` are the two buttons' widget keys."""
+    st.warning(question, icon=":material/warning:")
     confirm_column, cancel_column, _ = st.columns([1, 1, 4])
     with confirm_column:
-        if st.button("Delete experiment", key=CONFIRM_EXPERIMENT_KEY, type="primary"):
-            st.session_state.pop(_PENDING_EXPERIMENT, None)
-            _act(
-                lambda: _delete_experiment(ctx, experiment),
-                f"Deleted experiment **{_md(experiment)}**.",
-            )
+        if st.button(label, key=keys[0], type="primary"):
+            st.session_state.pop(pending, None)
+            _act(change, notice)
     with cancel_column:
-        st.button(
-            "Cancel", key=CANCEL_EXPERIMENT_KEY, on_click=_ask, args=(_PENDING_EXPERIMENT, None)
-        )
+        st.button("Cancel", key=keys[1], on_click=_ask, args=(pending, None))
 
 
 def _ask(key: str, value: object) -> None:

@@ -14,8 +14,8 @@ import streamlit as st
 
 from trainboard_ui import state
 from trainboard_ui.cards import Feed, RunInfo, component
-from trainboard_ui.data import X_AXES, X_AXIS_LABELS, filter_tags, group_tags
-from trainboard_ui.views.base import View, ViewContext, no_runs_selected, no_tags_match
+from trainboard_ui.tag_filters import group_tags
+from trainboard_ui.views.base import View, ViewContext, matching_tags, x_axis_setting
 
 # Points per series read for a card of the grid, and for a maximised one. The
 # server keeps each bucket's first, last, lowest and highest point, so 500 points
@@ -34,13 +34,7 @@ _FEED_KEY = "trainboard.feed"
 
 
 def settings(selection: state.Selection) -> None:
-    st.radio(
-        "Horizontal axis",
-        X_AXES,
-        format_func=X_AXIS_LABELS.__getitem__,
-        horizontal=True,
-        **state.bound("x_axis"),
-    )
+    x_axis_setting()
     st.toggle("Log-scale y axis", **state.bound("log_y"))
     st.toggle(
         "Ignore outliers in y range",
@@ -51,20 +45,13 @@ def settings(selection: state.Selection) -> None:
 
 
 def draw(ctx: ViewContext) -> None:
-    if no_runs_selected(ctx):
-        return
-    run_ids = ctx.selected_ids
-    ctx.data.tags(run_ids)
-    every_tag = ctx.data.tag_names(run_ids, "scalar")
-    if not every_tag:
-        st.info(
-            "The selected runs have no scalars yet. Log some with "
-            "`client.log_scalar(tag, value, step)`."
-        )
-        return
-    tags = filter_tags(every_tag, ctx.tag_filter)
-    if not tags:
-        no_tags_match(ctx, "scalar", len(every_tag))
+    tags = matching_tags(
+        ctx,
+        "scalar",
+        "The selected runs have no scalars yet. Log some with "
+        "`client.log_scalar(tag, value, step)`.",
+    )
+    if tags is None:
         return
     focus = ctx.selection.focus
     if focus is not None and focus in tags:
