@@ -22,7 +22,7 @@ install: $(STAMP)
 # Starts the server on SQLite and the dashboard (`trainboard up`), waits until the
 # dashboard answers, trains the three demo runs while it is live, prints its URL and
 # keeps both running until Ctrl-C, which stops them (the data stays in the database).
-DASHBOARD_ANSWERS := import sys; from trainboard.processes import http_ok; sys.exit(not http_ok(sys.argv[1]))
+DASHBOARD_ANSWERS := import sys; from trainboard.cli.processes import http_ok; sys.exit(not http_ok(sys.argv[1]))
 demo: $(STAMP)
 	@$(VENV)/bin/trainboard up --db '$(DEMO_DB)' --port $(DEMO_PORT) --ui-port $(DEMO_UI_PORT) & up=$$!; \
 	trap 'kill -INT $$up 2>/dev/null; wait $$up; exit 0' INT TERM; \

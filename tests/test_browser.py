@@ -176,7 +176,7 @@ def expect_url(board: Dashboard, part: str, *, present: bool = True) -> None:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the Linux /proc table")
 def test_every_page_shows_the_demo_without_errors(browser: Browser, tmp_path: Path) -> None:
-    from trainboard.demo import DEFAULT_LEARNING_RATES, run_demo, run_name
+    from trainboard.cli.demo import DEFAULT_LEARNING_RATES, run_demo, run_name
 
     runs = {run_name(lr) for lr in DEFAULT_LEARNING_RATES}
     with UpProcess(tmp_path) as up:

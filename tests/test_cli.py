@@ -3,6 +3,7 @@ start, answer, and stop cleanly."""
 
 from __future__ import annotations
 
+import ast
 import signal
 import socket
 import subprocess
@@ -22,6 +23,16 @@ def test_python_dash_m_trainboard_shows_the_commands() -> None:
     )
     for command in ("server", "demo"):
         assert command in out.stdout
+
+
+def test_importing_the_sdk_imports_no_part_of_the_command() -> None:
+    """``import trainboard`` (what a trainer does) loads the library only: not the
+    command line, its child processes, its housekeeping commands or the demo."""
+    code = "import sys, trainboard; print(sorted(m for m in sys.modules if 'trainboard' in m))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(ast.literal_eval(out.stdout))
+    assert "trainboard.client" in loaded  # the check sees the SDK's modules
+    assert not {m for m in loaded if m == "trainboard.cli" or m.startswith("trainboard.cli.")}
 
 
 def test_server_command_serves_a_sqlite_file_and_stops_on_sigterm(tmp_path: Path) -> None:
@@ -158,7 +169,7 @@ def test_ui_without_the_ui_extra_says_what_to_install(
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the Linux /proc table")
 def test_up_serves_both_and_sigint_leaves_no_process_behind(tmp_path: Path) -> None:
-    from trainboard.processes import http_ok
+    from trainboard.cli.processes import http_ok
 
     with UpProcess(tmp_path) as up:
         children = descendants(up.pid)

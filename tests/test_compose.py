@@ -40,8 +40,8 @@ from server_process import free_port
 from up_process import alive, descendants
 
 import trainboard
+from trainboard.cli.processes import http_ok
 from trainboard.errors import Unauthenticated
-from trainboard.processes import http_ok
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

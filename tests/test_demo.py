@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import trainboard
-from trainboard import demo
-from trainboard.demo import (
+from trainboard.cli import demo
+from trainboard.cli.demo import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_LEARNING_RATES,
     DEFAULT_STEPS,

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from trainboard.demo import softmax_graph
+from trainboard.cli.demo import softmax_graph
 from trainboard.errors import InvalidArgument
 from trainboard.graph import find_cycle, validate_graph
 from trainboard.types import GraphNode

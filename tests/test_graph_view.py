@@ -8,20 +8,12 @@ import subprocess
 
 import pytest
 
-from trainboard.demo import softmax_graph
+from trainboard.cli.demo import softmax_graph
 from trainboard.types import GraphNode
-from trainboard_ui.graph_view import (
-    AUXILIARY_CLUSTER,
-    View,
-    collapsed_view,
-    format_shape,
-    hub_threshold,
-    index_graph,
-    node_details,
-    reveal,
-    search,
-    to_dot,
-)
+from trainboard_ui.graph_dot import AUXILIARY_CLUSTER, format_shape, to_dot
+from trainboard_ui.graph_index import index_graph
+from trainboard_ui.graph_search import node_details, reveal, search
+from trainboard_ui.graph_view import View, collapsed_view, hub_threshold
 
 
 def _n(name: str, *inputs: str, op: str = "Op") -> GraphNode:

@@ -3,7 +3,8 @@
 Each child runs in its own process group, so a Ctrl-C in the terminal reaches only
 the ``trainboard`` process, which then stops the children in order: SIGTERM to each
 group, a grace period, SIGKILL to what is left. Nothing is left running behind.
-Standard library only: the SDK must import without the server or the dashboard.
+Standard library only: it runs without the server or the ui extra (the Makefile's
+``demo`` target and the compose file's dashboard healthcheck import ``http_ok``).
 """
 
 from __future__ import annotations

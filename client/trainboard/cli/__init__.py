@@ -1,6 +1,15 @@
 """The ``trainboard`` command (also ``python -m trainboard``).
 
 Environment variables are read here, at the edge, and passed down as arguments.
+
+The package holds the command line and what only it needs, apart from the SDK
+(``import trainboard`` imports none of it):
+
+- ``trainboard.cli`` (here): the parser, ``main`` and the ``server``, ``sync``,
+  ``demo``, ``ui`` and ``up`` commands;
+- ``trainboard.cli.housekeeping``: ``trainboard runs …`` and ``trainboard experiments …``;
+- ``trainboard.cli.processes``: the child processes of ``trainboard ui`` and ``trainboard up``;
+- ``trainboard.cli.demo``: the demo trainer of ``trainboard demo``.
 """
 
 from __future__ import annotations
@@ -15,9 +24,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from trainboard import housekeeping
-from trainboard.processes import Service, http_ok, port_open, run_services
-from trainboard.transport import DEFAULT_SERVER
+from trainboard.cli import housekeeping
+from trainboard.cli.processes import Service, http_ok, port_open, run_services
+from trainboard.defaults import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_SERVER
 
 DEFAULT_DB = "sqlite:///./trainboard.db"
 # The server's --crashed-after default (trainboard_server.sql_store.DEFAULT_CRASHED_AFTER;
@@ -119,7 +128,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from trainboard.demo import run_demo, summary_table
+    from trainboard.cli.demo import run_demo, summary_table
 
     if args.wait > 0 and not _wait_for_server(args.server, args.wait):
         print(f"trainboard: no server answers at {args.server}", file=sys.stderr)
@@ -245,7 +254,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     except MissingExtra as exc:
         print(f"trainboard: {exc}", file=sys.stderr)
         return 2
-    host = "127.0.0.1"
+    host = DEFAULT_HOST
     address = f"{host}:{args.port}"
     server = Service(
         "server",
@@ -281,8 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="SQLAlchemy URL: sqlite:///path or postgresql://user@host/db "
         "(default: $TRAINBOARD_DB or %(default)s)",
     )
-    server.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
-    server.add_argument("--port", type=int, default=6009, help="port (default %(default)s)")
+    server.add_argument(
+        "--host", default=DEFAULT_HOST, help="address to bind (default %(default)s)"
+    )
+    server.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default %(default)s)")
     server.add_argument(
         "--tokens-file",
         default=os.environ.get("TRAINBOARD_TOKENS_FILE"),
@@ -349,7 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=db_default,
         help="SQLAlchemy URL (default: $TRAINBOARD_DB or %(default)s)",
     )
-    up.add_argument("--port", type=int, default=6009, help="server port (default %(default)s)")
+    up.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="server port (default %(default)s)"
+    )
     up.add_argument(
         "--ui-port",
         type=int,
@@ -369,7 +382,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
     return int(args.func(args))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
