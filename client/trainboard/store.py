@@ -12,8 +12,12 @@ Data model
 - A *run* belongs to one experiment and has a name unique within it, an integer
   id, JSON params, a status (running, finished, failed, killed), times and a set
   of tags (labels; at most 64). Starting a run whose (experiment, name) exists
-  resumes it: its status goes back to running, and the params given are merged
-  into the stored ones (a new value replaces the old one; ``None`` keeps them all).
+  makes a new run named ``name (2)``, ``name (3)``, ... (the first free suffix
+  above those in use); the old run is untouched. Starting with ``resume=True``
+  continues the newest run of that name instead: its status goes back to
+  running, and the params given are merged into the stored ones (a new value
+  replaces the old one; ``None`` keeps them all). A run started with a
+  ``client_id`` is continued by every later start with that id (a retry).
   A run can be renamed (to a name no other run of its experiment has) and deleted
   with everything it holds (series, histograms, graph, tags).
 - *Liveness*: every batch, heartbeat, start and finish moves a run's
