@@ -131,14 +131,16 @@ class Trainer(threading.Thread):
             spool_dir=spool_dir,
         )
         self.steps = 0
+        self.longest = 0.0  # the longest logging call, in seconds
         self._halt = threading.Event()
 
     def run(self) -> None:
         while not self._halt.is_set():
             step = np.array([self.steps])
-            self.client.log_scalars(
-                {"a": float(_value(step, 0)[0]), "b": float(_value(step, 1)[0])}, step=self.steps
-            )
+            values = {"a": float(_value(step, 0)[0]), "b": float(_value(step, 1)[0])}
+            started = time.perf_counter()
+            self.client.log_scalars(values, step=self.steps)
+            self.longest = max(self.longest, time.perf_counter() - started)
             self.steps += 1
             if self.steps % 10 == 0:
                 time.sleep(0.01)  # about 1000 steps a second
@@ -148,6 +150,10 @@ class Trainer(threading.Thread):
         self._halt.set()
         self.join(timeout=10)
         assert self.client.close(timeout=60) is True, "the client could not store everything"
+        # The server runs in this process and shares its interpreter lock, so this
+        # bound is loose; what it rules out is a call held for seconds by the outage.
+        print(f"longest logging call: {self.longest * 1000:.1f} ms")
+        assert self.longest < 0.25, f"a logging call held the trainer {self.longest:.3f} s"
 
 
 def _check_stored_once(address: str, experiment: str, steps: int) -> None:

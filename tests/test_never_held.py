@@ -40,6 +40,14 @@ def _value(step: int, tag: int) -> float:
     return math.cos(step * 0.01 + tag) + step
 
 
+def _rss_mib(pid: int) -> float:
+    """A process's resident memory (VmRSS), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
 def _check_stored_once(address: str, experiment: str, steps: int) -> None:
     with trainboard.Reader(address) as reader:
         (run,) = reader.runs(experiment)
@@ -74,6 +82,7 @@ def test_a_stalled_server_never_holds_the_trainer(
     assert process is not None
     client = trainboard.Client("stall", "r", server=server_process.address, spill_after=1.0)
     client.flush()
+    idle_rss = _rss_mib(process.pid)
 
     def stall() -> None:
         time.sleep(0.5)
@@ -104,6 +113,9 @@ def test_a_stalled_server_never_holds_the_trainer(
     assert "spooling" in caplog.text
     assert client.spool_path is None  # sent and removed
     _check_stored_once(server_process.address, "stall", steps)
+    grown = _rss_mib(process.pid) - idle_rss
+    print(f"server memory grew {grown:.0f} MiB")
+    assert grown < 150, f"the server grew by {grown:.0f} MiB"
 
 
 def test_close_with_the_server_down_returns_in_about_two_seconds(
