@@ -399,7 +399,7 @@ def explain_calls(store: Any, filled: Filled) -> list[Plan]:
     """EXPLAIN ANALYZE of the statements ``store`` runs for the three timed calls."""
     calls: dict[str, Callable[[], Any]] = {
         "read series": lambda: store.read_scalars(
-            filled.series_run_id, SERIES_TAG, max_points=MAX_POINTS
+            run_ids=[filled.series_run_id], tags=[SERIES_TAG], max_points=MAX_POINTS
         ),
         "list tags": lambda: store.list_tags(filled.tags_run_id),
         "list runs": lambda: store.list_runs(RUNS_EXPERIMENT),

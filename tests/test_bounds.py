@@ -168,12 +168,16 @@ def test_a_downsampled_read_over_the_budget_is_refused_early_and_the_sdk_splits_
         "1,000 points (points per read)",
     )
     # The SDK asks for fewer series at a time and gets them all.
-    found = server.remote.read_scalars_many([run_id], list("abc"), max_points=500)
+    found = list(
+        server.remote.read_scalars(run_ids=[run_id], tags=list("abc"), max_points=500).values()
+    )
     assert [(s.tag, s.total, s.next_step) for s in found] == [(tag, 800, None) for tag in "abc"]
     assert all(0 < len(s) <= 500 for s in found)
     # A series holding no more than max_points points wants them all: it may come in
     # pages, which the SDK joins (a downsampled read never returns a page).
-    found = server.remote.read_scalars_many([run_id], list("abc"), max_points=5000)
+    found = list(
+        server.remote.read_scalars(run_ids=[run_id], tags=list("abc"), max_points=5000).values()
+    )
     assert [(s.tag, len(s), s.total, s.next_step) for s in found] == [
         (tag, 800, 800, None) for tag in "abc"
     ]
@@ -201,7 +205,7 @@ def test_a_histogram_read_over_its_byte_budget_is_refused_early_and_the_sdk_spli
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             "histogram bytes per read",
         )
-        found = server.remote.read_histograms_many([run_id], list("abc"))
+        found = list(server.remote.read_histograms(run_ids=[run_id], tags=list("abc")).values())
         assert [(s.tag, len(s)) for s in found] == [(tag, 30) for tag in "abc"]
         request.max_steps = 10  # 3 x 10 summaries fit
         assert [len(s.columns.points) for s in server.read.ReadHistograms(request).series] == [
@@ -450,14 +454,14 @@ def test_a_batch_whose_deadline_passed_is_rolled_back_and_its_retry_stored_once(
     assert finished.wait(10)
     time.sleep(0.3)  # the server's check runs right after the work, then it rolls back
     assert server.remote.list_tags(run_id) == []
-    assert server.remote.read_scalars(run_id, "loss") is None
+    assert server.remote.read_scalars(run_ids=[run_id], tags=["loss"]) == {}
 
     monkeypatch.setattr(batches, "write_scalars", original)
     retried = server.remote.write_batch(batch)  # same client id and sequence
     assert (retried.scalar_points, retried.duplicate) == (100, False)
     again = server.remote.write_batch(batch)
     assert (again.scalar_points, again.duplicate) == (0, True)
-    stored = server.remote.read_scalars(run_id, "loss")
+    stored = server.remote.read_scalars(run_ids=[run_id], tags=["loss"]).get((run_id, "loss"))
     assert stored is not None
     assert stored.total == 100
 

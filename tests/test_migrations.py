@@ -85,7 +85,7 @@ def test_migrations_are_idempotent_on_a_second_open(empty_db_url: str) -> None:
     second = SqlStore.from_url(empty_db_url)
     try:
         assert [r.id for r in second.list_runs("e")] == [run_id]
-        loss = second.read_scalars(run_id, "loss")
+        loss = second.read_scalars(run_ids=[run_id], tags=["loss"]).get((run_id, "loss"))
         assert loss is not None
         assert loss.total == 5
         with second.engine.connect() as connection:
@@ -284,7 +284,7 @@ def test_data_written_at_the_first_revision_reads_back_whole_after_upgrading(
     assert dict(runs[0].params) == {"lr": 0.5}
     assert (runs[0].started_at, runs[0].finished_at) == (100.0, 90_000.0)
     for (run_id, tag), points in expected.items():
-        series = new.read_scalars(run_id, tag)
+        series = new.read_scalars(run_ids=[run_id], tags=[tag]).get((run_id, tag))
         assert series is not None, (run_id, tag)
         wanted_steps = sorted(points)
         assert series.steps.tolist() == wanted_steps
@@ -292,7 +292,9 @@ def test_data_written_at_the_first_revision_reads_back_whole_after_upgrading(
         wanted = np.array([points[s] for s in wanted_steps], dtype=np.float64)
         assert series.values.tobytes() == wanted.tobytes()  # NaN and -0.0 bit for bit
         np.testing.assert_array_equal(series.wall_times, 1_000.0 + series.steps)
-    histograms = new.read_histograms(long_run, "layer/W")
+    histograms = new.read_histograms(run_ids=[long_run], tags=["layer/W"]).get(
+        (long_run, "layer/W")
+    )
     assert histograms is not None
     assert [h.step for h in histograms] == list(range(0, 50, 5))
     assert [h.summary for h in histograms] == [
@@ -315,7 +317,7 @@ def test_data_written_at_the_first_revision_reads_back_whole_after_upgrading(
             histograms=(HistogramRecord("layer/b", 0, 3_000.0, fresh),),
         )
     )
-    stored = new.read_histograms(long_run, "layer/b")
+    stored = new.read_histograms(run_ids=[long_run], tags=["layer/b"]).get((long_run, "layer/b"))
     assert stored is not None
     assert stored[0].summary == fresh
     assert new.get_graph(long_run) == GRAPH
@@ -347,6 +349,6 @@ def test_downgrading_to_the_first_revision_keeps_the_older_tables_data(engine: E
     upgrade_to_head(engine)
 
     assert [(r.id, r.tags) for r in store.list_runs("e")] == [(run_id, ())]
-    loss = store.read_scalars(run_id, "loss")
+    loss = store.read_scalars(run_ids=[run_id], tags=["loss"]).get((run_id, "loss"))
     assert loss is not None
     assert loss.values.tolist() == [1.0, 1.0, 1.0]

@@ -20,6 +20,7 @@ from trainboard.types import (
     HistogramRecord,
     HistogramSummary,
     ScalarColumns,
+    ScalarSeries,
     WriteBatch,
 )
 from trainboard_server.sql_store import SqlStore
@@ -48,6 +49,22 @@ def store(db_url: str) -> Iterator[SqlStore]:
 
 
 _sequence = iter(range(1, 10**9))
+
+
+def read_series(
+    store: SqlStore,
+    run_id: int,
+    tag: str,
+    *,
+    max_points: int | None = None,
+    min_step: int | None = None,
+    max_step: int | None = None,
+) -> ScalarSeries | None:
+    """One scalar series through the Store contract's batched read, or None."""
+    found = store.read_scalars(
+        run_ids=[run_id], tags=[tag], max_points=max_points, min_step=min_step, max_step=max_step
+    )
+    return found.get((run_id, tag))
 
 
 def batch(
@@ -158,7 +175,7 @@ def test_a_reader_sees_committed_data_while_a_writer_is_mid_transaction(
             writer = connection.execution_options(**{WRITE_OPTION: True})
             with writer.begin() as transaction:  # BEGIN IMMEDIATE: holds the write lock
                 store_batch(writer, batch(run_id, "loss", np.arange(10, 20)))
-                during = store.read_scalars(run_id, "loss")
+                during = read_series(store, run_id, "loss")
                 transaction.rollback()
         assert during is not None
         assert during.total == 10
@@ -231,7 +248,7 @@ def test_small_in_order_batches_fill_few_full_chunks(store: SqlStore) -> None:
         (CHUNK_POINTS, 2 * CHUNK_POINTS - 1),
         (2 * CHUNK_POINTS, total - 1),
     ]
-    loss = store.read_scalars(run_id, "loss")
+    loss = read_series(store, run_id, "loss")
     assert loss is not None
     np.testing.assert_array_equal(loss.steps, np.arange(total))
 
@@ -258,13 +275,13 @@ def test_relogged_steps_behind_a_full_tail_add_a_chunk_that_wins_on_read(
     chunks = chunk_rows(store, run_id, "loss")
     assert len(chunks) == 3
     assert chunks[-1][1:] == (5, CHUNK_POINTS + 7, 2)
-    loss = store.read_scalars(run_id, "loss")
+    loss = read_series(store, run_id, "loss")
     assert loss is not None
     assert loss.total == 2 * CHUNK_POINTS
     expected = np.arange(2 * CHUNK_POINTS) * 0.5
     expected[[5, CHUNK_POINTS + 7]] = [-1.0, -2.0]
     np.testing.assert_array_equal(loss.values, expected)
-    window = store.read_scalars(run_id, "loss", min_step=CHUNK_POINTS, max_step=CHUNK_POINTS + 9)
+    window = read_series(store, run_id, "loss", min_step=CHUNK_POINTS, max_step=CHUNK_POINTS + 9)
     assert window is not None
     assert window.values[7] == -2.0
     assert window.total == 10
@@ -280,7 +297,7 @@ def test_relogged_steps_are_merged_into_a_small_tail(store: SqlStore) -> None:
     chunks = chunk_rows(store, run_id, "loss")
     assert len(chunks) == 2
     assert chunks[-1][1:] == (3, CHUNK_POINTS + 80, 52)
-    loss = store.read_scalars(run_id, "loss")
+    loss = read_series(store, run_id, "loss")
     assert loss is not None
     assert loss.total == CHUNK_POINTS + 51
     assert loss.values[3] == -3.0
@@ -317,8 +334,8 @@ def test_evenly_spaced_steps_are_stored_without_a_steps_array(store: SqlStore) -
         sizes = {tag: len(packed) for tag, packed in rows}
 
     assert sizes == {"even": 0, "uneven": 5 * 8}
-    even = store.read_scalars(run_id, "even")
-    uneven = store.read_scalars(run_id, "uneven")
+    even = read_series(store, run_id, "even")
+    uneven = read_series(store, run_id, "uneven")
     assert even is not None
     assert uneven is not None
     np.testing.assert_array_equal(even.steps, np.arange(0, 5000, 5))
@@ -337,7 +354,7 @@ def test_a_batch_with_more_tags_than_one_in_list_holds_is_stored(store: SqlStore
         store.write_batch(WriteBatch("c", step + 1, run_id, scalars=columns))
 
     assert len(store.list_tags(run_id)) == 1_200
-    last = store.read_scalars(run_id, tags[-1])
+    last = read_series(store, run_id, tags[-1])
     assert last is not None
     assert last.steps.tolist() == [0, 1]
     assert last.values.tolist() == [1_199.0, 1_199.0]
@@ -351,8 +368,8 @@ def test_a_million_point_series_reads_back_correctly(store: SqlStore) -> None:
         part = np.arange(start, start + 1_000)
         store.write_batch(batch(run_id, "big", part, values[part]))
 
-    whole = store.read_scalars(run_id, "big")
-    chart = store.read_scalars(run_id, "big", max_points=2_000)
+    whole = read_series(store, run_id, "big")
+    chart = read_series(store, run_id, "big", max_points=2_000)
 
     assert whole is not None
     assert chart is not None
@@ -364,6 +381,46 @@ def test_a_million_point_series_reads_back_correctly(store: SqlStore) -> None:
     np.testing.assert_array_equal(chart.values, values[chart.steps])
     assert chart.values.max() == values.max()
     assert chart.values.min() == values.min()
+
+
+def test_a_full_resolution_read_comes_in_pages_that_join_into_the_whole(
+    store: SqlStore,
+) -> None:
+    # Paging is the server's (read_scalars_page), not the Store contract's.
+    run_id = store.start_run("e", "r", None, 1.0).run.id
+    # Several chunks, in order and out of order, with re-logged steps.
+    store.write_batch(batch(run_id, "loss", np.arange(0, 20_000)))
+    store.write_batch(batch(run_id, "loss", np.arange(30_000, 40_000), np.zeros(10_000)))
+    store.write_batch(batch(run_id, "loss", np.arange(20_000, 30_000), np.ones(10_000)))
+    store.write_batch(batch(run_id, "loss", np.arange(5_000, 6_000), np.full(1_000, -1.0)))
+    whole = store.read_scalars_page(run_id, "loss")
+    assert whole is not None
+    assert whole.next_step is None
+    assert whole.total == 40_000
+
+    pages = []
+    cursor: int | None = 0
+    while cursor is not None:
+        page = store.read_scalars_page(run_id, "loss", min_step=cursor, limit=7_000)
+        assert page is not None
+        assert 0 < len(page) <= 7_000
+        assert page.total == len(page)
+        pages.append(page)
+        cursor = page.next_step
+    assert len(pages) >= 6
+    np.testing.assert_array_equal(np.concatenate([p.steps for p in pages]), whole.steps)
+    np.testing.assert_array_equal(np.concatenate([p.values for p in pages]), whole.values)
+    np.testing.assert_array_equal(np.concatenate([p.wall_times for p in pages]), whole.wall_times)
+    assert store.read_scalars_page(run_id, "missing", limit=10) is None
+
+
+def test_a_page_limit_is_ignored_by_downsampled_reads(store: SqlStore) -> None:
+    run_id = store.start_run("e", "r", None, 1.0).run.id
+    store.write_batch(batch(run_id, "loss", np.arange(10_000)))
+    series = store.read_scalars_page(run_id, "loss", max_points=100, limit=10)
+    assert series is not None
+    assert 10 < len(series) <= 100
+    assert (series.total, series.next_step) == (10_000, None)
 
 
 # ---------------------------------------------------------------- concurrency
@@ -393,7 +450,7 @@ def test_writer_threads_on_separate_stores_lose_no_point(db_url: str) -> None:
 
     reader = SqlStore.from_url(db_url)
     try:
-        shared = reader.read_scalars(run_id, "shared")
+        shared = read_series(reader, run_id, "shared")
         assert shared is not None
         assert shared.total == writers * batches * per_batch
         np.testing.assert_array_equal(shared.steps, np.arange(writers * batches * per_batch))
@@ -427,7 +484,7 @@ def test_writer_processes_lose_no_point(db_url: str, tmp_path: Path) -> None:
 
     reader = SqlStore.from_url(db_url)
     try:
-        shared = reader.read_scalars(run_id, "shared")
+        shared = read_series(reader, run_id, "shared")
         assert shared is not None
         np.testing.assert_array_equal(shared.steps, np.arange(writers * batches * per_batch))
         np.testing.assert_array_equal(shared.values, shared.steps * 0.5)
@@ -498,7 +555,7 @@ def test_a_committed_batch_survives_the_writer_being_killed(db_url: str, tmp_pat
     assert child.returncode == -9
     reader = SqlStore.from_url(db_url)
     try:
-        loss = reader.read_scalars(run_id, "loss")
+        loss = read_series(reader, run_id, "loss")
         assert loss is not None
         assert loss.total == 5000
         np.testing.assert_array_equal(loss.values, np.arange(5000) * 2.0)
@@ -562,9 +619,11 @@ def test_the_store_checks_its_arguments(store: SqlStore) -> None:
         store.write_batch(WriteBatch("c", 1, run_id, scalars=(column,)))
 
     with pytest.raises(InvalidArgument, match="max_points"):
-        store.read_scalars(run_id, "x", max_points=0)
+        store.read_scalars(run_ids=[run_id], tags=["x"], max_points=0)
     with pytest.raises(InvalidArgument, match="max_steps"):
-        store.read_histograms(run_id, "x", max_steps=-1)
+        store.read_histograms(run_ids=[run_id], tags=["x"], max_steps=-1)
+    with pytest.raises(InvalidArgument, match="limit"):
+        store.read_scalars_page(run_id, "x", limit=0)
     with pytest.raises(InvalidArgument, match="status"):
         store.finish_run(run_id, "running", 2.0)
     with pytest.raises(InvalidArgument, match="steps"):

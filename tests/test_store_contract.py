@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,8 +17,10 @@ from trainboard.store import Store
 from trainboard.types import (
     GraphNode,
     HistogramRecord,
+    HistogramSeries,
     HistogramSummary,
     ScalarColumns,
+    ScalarSeries,
     WriteBatch,
 )
 from trainboard_server.sql_store import SqlStore
@@ -153,6 +156,41 @@ def new_run(store: Store, experiment: str = "digits", name: str = "lr=0.5") -> i
     return store.start_run(experiment, name, {"lr": 0.5}, 100.0).run.id
 
 
+def read_scalars(
+    store: Store,
+    run_id: int,
+    tag: str,
+    *,
+    max_points: int | None = None,
+    min_step: int | None = None,
+    max_step: int | None = None,
+) -> ScalarSeries | None:
+    """One scalar series through the batched read, or None when the run lacks it."""
+    found = store.read_scalars(
+        run_ids=[run_id], tags=[tag], max_points=max_points, min_step=min_step, max_step=max_step
+    )
+    assert set(found) <= {(run_id, tag)}
+    series = found.get((run_id, tag))
+    assert series is None or series.next_step is None  # whole, never a page
+    return series
+
+
+def read_histograms(
+    store: Store,
+    run_id: int,
+    tag: str,
+    *,
+    max_steps: int | None = None,
+    min_step: int | None = None,
+) -> HistogramSeries | None:
+    """One histogram series through the batched read, or None when the run lacks it."""
+    found = store.read_histograms(
+        run_ids=[run_id], tags=[tag], max_steps=max_steps, min_step=min_step
+    )
+    assert set(found) <= {(run_id, tag)}
+    return found.get((run_id, tag))
+
+
 # ---------------------------------------------------------------- runs
 
 
@@ -203,7 +241,7 @@ def test_starting_a_used_name_again_makes_a_new_run_and_leaves_the_old_one(store
     listed = {r.name: r for r in store.list_runs("digits")}
     assert set(listed) == {"lr=0.5", "lr=0.5 (2)", "lr=0.5 (3)"}
     assert (listed["lr=0.5"].status, dict(listed["lr=0.5"].params)) == ("finished", {"lr": 0.5})
-    old = store.read_scalars(first.id, "loss")
+    old = read_scalars(store, first.id, "loss")
     assert old is not None
     assert old.values.tolist() == [3.0, 2.0]
 
@@ -359,7 +397,7 @@ def test_scalars_round_trip(store: Store) -> None:
     result = store.write_batch(scalars(run_id, {"loss": (steps, values)}))
 
     assert (result.scalar_points, result.histogram_points, result.duplicate) == (1000, 0, False)
-    series = store.read_scalars(run_id, "loss")
+    series = read_scalars(store, run_id, "loss")
     assert series is not None
     assert (series.run_id, series.tag, series.total, len(series)) == (run_id, "loss", 1000, 1000)
     np.testing.assert_array_equal(series.steps, steps)
@@ -375,7 +413,7 @@ def test_relogging_a_step_replaces_the_value(store: Store) -> None:
 
     store.write_batch(scalars(run_id, {"loss": ([2], [20.0])}, wall_time=5_000.0))
 
-    series = store.read_scalars(run_id, "loss")
+    series = read_scalars(store, run_id, "loss")
     assert series is not None
     assert series.steps.tolist() == [1, 2, 3]
     assert series.values.tolist() == [1.0, 20.0, 3.0]
@@ -388,7 +426,7 @@ def test_the_last_write_of_a_step_wins_within_a_batch(store: Store) -> None:
 
     store.write_batch(scalars(run_id, {"loss": ([5, 3, 5, 4, 3], [1.0, 2.0, 3.0, 4.0, 5.0])}))
 
-    series = store.read_scalars(run_id, "loss")
+    series = read_scalars(store, run_id, "loss")
     assert series is not None
     assert series.steps.tolist() == [3, 4, 5]
     assert series.values.tolist() == [5.0, 4.0, 3.0]
@@ -405,7 +443,7 @@ def test_the_last_write_wins_across_many_batches_out_of_order(store: Store) -> N
         for step, value in zip(steps.tolist(), values.tolist(), strict=True):
             expected[step] = value
 
-    series = store.read_scalars(run_id, "x")
+    series = read_scalars(store, run_id, "x")
 
     assert series is not None
     assert series.steps.tolist() == sorted(expected)
@@ -419,7 +457,7 @@ def test_non_finite_values_round_trip_exactly(store: Store) -> None:
 
     store.write_batch(scalars(run_id, {"odd": (np.arange(len(values)), values)}))
 
-    series = store.read_scalars(run_id, "odd")
+    series = read_scalars(store, run_id, "odd")
     assert series is not None
     assert series.values.tobytes() == values.tobytes()  # bit for bit, NaN and -0.0 included
 
@@ -434,7 +472,7 @@ def test_a_replayed_batch_is_stored_once_and_reported_duplicate(store: Store) ->
 
     assert replay.duplicate
     assert (replay.scalar_points, replay.histogram_points) == (0, 0)
-    series = store.read_scalars(run_id, "loss")
+    series = read_scalars(store, run_id, "loss")
     assert series is not None
     assert series.values.tolist() == [1.0, 99.0]  # the replay did not overwrite step 2
 
@@ -446,7 +484,7 @@ def test_a_batch_with_a_lower_sequence_is_a_duplicate(store: Store) -> None:
     older = store.write_batch(scalars(run_id, {"loss": ([5], [5.0])}, client_id="c1", sequence=3))
 
     assert older.duplicate
-    series = store.read_scalars(run_id, "loss")
+    series = read_scalars(store, run_id, "loss")
     assert series is not None
     assert series.steps.tolist() == [1]
 
@@ -458,7 +496,7 @@ def test_sequences_are_counted_per_client(store: Store) -> None:
     other = store.write_batch(scalars(run_id, {"loss": ([2], [2.0])}, client_id="c2", sequence=1))
 
     assert not other.duplicate
-    series = store.read_scalars(run_id, "loss")
+    series = read_scalars(store, run_id, "loss")
     assert series is not None
     assert series.steps.tolist() == [1, 2]
 
@@ -491,7 +529,7 @@ def test_a_batch_is_atomic(store: Store) -> None:
     with pytest.raises(InvalidArgument, match="bucket"):
         store.write_batch(batch)
 
-    assert store.read_scalars(run_id, "loss") is None
+    assert read_scalars(store, run_id, "loss") is None
     assert store.list_tags(run_id) == []
 
 
@@ -520,8 +558,8 @@ def test_every_run_taking_method_raises_not_found_for_an_unknown_run(
         "finish_run": lambda: store.finish_run(UNKNOWN_RUN, "finished", 1.0),
         "set_graph": lambda: store.set_graph(UNKNOWN_RUN, [GraphNode(name="x", op="Input")]),
         "list_tags": lambda: store.list_tags(UNKNOWN_RUN),
-        "read_scalars": lambda: store.read_scalars(UNKNOWN_RUN, "x"),
-        "read_histograms": lambda: store.read_histograms(UNKNOWN_RUN, "x"),
+        "read_scalars": lambda: read_scalars(store, UNKNOWN_RUN, "x"),
+        "read_histograms": lambda: read_histograms(store, UNKNOWN_RUN, "x"),
         "get_graph": lambda: store.get_graph(UNKNOWN_RUN),
         "heartbeat": lambda: store.heartbeat(UNKNOWN_RUN),
         "delete_run": lambda: store.delete_run(UNKNOWN_RUN),
@@ -538,10 +576,10 @@ def test_reading_a_tag_the_run_does_not_have_returns_none(store: Store) -> None:
     store.write_batch(scalars(run_id, {"loss": ([1], [1.0])}))
     store.write_batch(histograms(run_id, "weights", [1]))
 
-    assert store.read_scalars(run_id, "accuracy") is None
-    assert store.read_histograms(run_id, "accuracy") is None
-    assert store.read_scalars(run_id, "weights") is None  # a histogram tag, not a scalar one
-    assert store.read_histograms(run_id, "loss") is None
+    assert read_scalars(store, run_id, "accuracy") is None
+    assert read_histograms(store, run_id, "accuracy") is None
+    assert read_scalars(store, run_id, "weights") is None  # a histogram tag, not a scalar one
+    assert read_histograms(store, run_id, "loss") is None
 
 
 def test_a_tag_holds_a_scalar_and_a_histogram_series_side_by_side(store: Store) -> None:
@@ -549,8 +587,8 @@ def test_a_tag_holds_a_scalar_and_a_histogram_series_side_by_side(store: Store) 
     store.write_batch(scalars(run_id, {"w": ([1, 2], [1.0, 2.0])}))
     store.write_batch(histograms(run_id, "w", [1, 2, 3]))
 
-    scalar_series = store.read_scalars(run_id, "w")
-    histogram_series = store.read_histograms(run_id, "w")
+    scalar_series = read_scalars(store, run_id, "w")
+    histogram_series = read_histograms(store, run_id, "w")
 
     assert scalar_series is not None
     assert histogram_series is not None
@@ -563,10 +601,10 @@ def test_min_and_max_step_select_the_points_and_the_total(store: Store) -> None:
     steps = np.arange(0, 50_000, 2)
     store.write_batch(scalars(run_id, {"loss": (steps, steps * 0.5)}))
 
-    series = store.read_scalars(run_id, "loss", min_step=101, max_step=30_000)
-    tail = store.read_scalars(run_id, "loss", min_step=49_990)
-    head = store.read_scalars(run_id, "loss", max_step=4)
-    nothing = store.read_scalars(run_id, "loss", min_step=60_000)
+    series = read_scalars(store, run_id, "loss", min_step=101, max_step=30_000)
+    tail = read_scalars(store, run_id, "loss", min_step=49_990)
+    head = read_scalars(store, run_id, "loss", max_step=4)
+    nothing = read_scalars(store, run_id, "loss", min_step=60_000)
 
     assert series is not None
     assert tail is not None
@@ -586,7 +624,7 @@ def test_downsampling_keeps_at_most_max_points_with_the_first_and_last(store: St
     steps = np.arange(10_000)
     store.write_batch(scalars(run_id, {"loss": (steps, np.cos(steps / 50.0))}))
 
-    series = store.read_scalars(run_id, "loss", max_points=500)
+    series = read_scalars(store, run_id, "loss", max_points=500)
 
     assert series is not None
     assert 0 < len(series) <= 500
@@ -608,7 +646,7 @@ def test_downsampling_never_hides_a_single_spike_or_nan(store: Store) -> None:
         part = slice(start, start + 25_000)
         store.write_batch(scalars(run_id, {"loss": (steps[part], values[part])}))
 
-    series = store.read_scalars(run_id, "loss", max_points=1_000)
+    series = read_scalars(store, run_id, "loss", max_points=1_000)
 
     assert series is not None
     assert len(series) <= 1_000
@@ -625,7 +663,7 @@ def test_the_total_counts_distinct_steps_after_the_last_write_won(store: Store) 
     store.write_batch(scalars(run_id, {"loss": (np.arange(100), np.zeros(100))}))
     store.write_batch(scalars(run_id, {"loss": (np.arange(50, 150), np.ones(100))}))
 
-    series = store.read_scalars(run_id, "loss", max_points=10)
+    series = read_scalars(store, run_id, "loss", max_points=10)
 
     assert series is not None
     assert series.total == 150
@@ -639,7 +677,7 @@ def test_one_tag_in_several_columns_of_a_batch_is_one_series(store: Store) -> No
 
     store.write_batch(WriteBatch("c", 1, run_id, scalars=(first, second)))
 
-    series = store.read_scalars(run_id, "loss")
+    series = read_scalars(store, run_id, "loss")
     assert series is not None
     assert series.values.tolist() == [1.0, 20.0, 3.0]
 
@@ -675,7 +713,7 @@ def test_histograms_round_trip(store: Store) -> None:
     result = store.write_batch(WriteBatch("h", 1, run_id, histograms=(record, empty)))
 
     assert (result.scalar_points, result.histogram_points) == (0, 2)
-    series = store.read_histograms(run_id, "layer1/W")
+    series = read_histograms(store, run_id, "layer1/W")
     assert series is not None
     assert (series.run_id, series.tag, series.total, len(series)) == (run_id, "layer1/W", 2, 2)
     stored = series[0]
@@ -698,7 +736,7 @@ def test_a_histogram_summary_with_a_non_finite_statistic_is_refused(
 
     with pytest.raises(InvalidArgument, match=r"NaN|finite"):
         store.write_batch(batch)
-    assert store.read_histograms(run_id, "w") is None
+    assert read_histograms(store, run_id, "w") is None
 
 
 @pytest.mark.parametrize("field", ["min", "max"])
@@ -712,7 +750,7 @@ def test_a_histogram_summary_with_an_infinite_extreme_is_refused(store: Store, f
 
     with pytest.raises(InvalidArgument, match="min and max must be finite"):
         store.write_batch(batch)
-    assert store.read_histograms(run_id, "w") is None
+    assert read_histograms(store, run_id, "w") is None
 
 
 def test_an_overflowing_histogram_sum_is_stored_as_infinity(store: Store) -> None:
@@ -720,7 +758,7 @@ def test_an_overflowing_histogram_sum_is_stored_as_infinity(store: Store) -> Non
     run_id = new_run(store)
     huge = HistogramSummary(2, -1e308, 1e308, -math.inf, math.inf, 0, 0, 0, (1, 1))
     store.write_batch(WriteBatch("h", 1, run_id, histograms=(HistogramRecord("w", 0, 1.0, huge),)))
-    series = store.read_histograms(run_id, "w")
+    series = read_histograms(store, run_id, "w")
     assert series is not None
     assert (series[0].sum, series[0].sum_squares) == (-math.inf, math.inf)
 
@@ -731,7 +769,7 @@ def test_relogging_a_histogram_step_replaces_it(store: Store) -> None:
 
     store.write_batch(histograms(run_id, "w", [2], scale=5.0))
 
-    series = store.read_histograms(run_id, "w")
+    series = read_histograms(store, run_id, "w")
     assert series is not None
     assert series.steps.tolist() == [1, 2, 3]
     assert series[1].min == -10.0
@@ -745,7 +783,7 @@ def test_the_last_histogram_of_a_step_wins_within_a_batch(store: Store) -> None:
 
     store.write_batch(WriteBatch("h", 1, run_id, histograms=records))
 
-    series = store.read_histograms(run_id, "w")
+    series = read_histograms(store, run_id, "w")
     assert series is not None
     assert len(series) == 1
     assert series[0].min == -2.0
@@ -755,7 +793,7 @@ def test_max_steps_samples_histograms_evenly_keeping_the_last(store: Store) -> N
     run_id = new_run(store)
     store.write_batch(histograms(run_id, "w", range(0, 1_000, 10)))
 
-    series = store.read_histograms(run_id, "w", max_steps=7)
+    series = read_histograms(store, run_id, "w", max_steps=7)
 
     assert series is not None
     assert len(series) == 7
@@ -772,7 +810,7 @@ def test_min_step_selects_histograms(store: Store) -> None:
     run_id = new_run(store)
     store.write_batch(histograms(run_id, "w", range(10)))
 
-    series = store.read_histograms(run_id, "w", min_step=7)
+    series = read_histograms(store, run_id, "w", min_step=7)
 
     assert series is not None
     assert series.steps.tolist() == [7, 8, 9]
@@ -831,46 +869,65 @@ def test_names_are_stored_verbatim(store: Store, name: str) -> None:
     run = store.list_runs(name)[0]
     assert (run.name, dict(run.params)) == (name, {name: name})
     assert {t.name for t in store.list_tags(run_id)} == {name}
-    assert store.read_scalars(run_id, name) is not None
-    assert store.read_histograms(run_id, name) is not None
+    assert read_scalars(store, run_id, name) is not None
+    assert read_histograms(store, run_id, name) is not None
     assert store.get_graph(run_id) == [GraphNode(name=name, op=name, attributes={name: name})]
     assert store.start_run(name, name, None, 2.0, resume=True).resumed
 
 
-def test_a_full_resolution_read_comes_in_pages_that_join_into_the_whole(store: Store) -> None:
+def test_a_long_series_is_read_whole(store: Store) -> None:
     run_id = new_run(store)
     # Several chunks, in order and out of order, with re-logged steps.
     store.write_batch(scalars(run_id, {"loss": (np.arange(0, 20_000), np.arange(0, 20_000))}))
     store.write_batch(scalars(run_id, {"loss": (np.arange(30_000, 40_000), np.zeros(10_000))}))
     store.write_batch(scalars(run_id, {"loss": (np.arange(20_000, 30_000), np.ones(10_000))}))
     store.write_batch(scalars(run_id, {"loss": (np.arange(5_000, 6_000), np.full(1_000, -1.0))}))
-    whole = store.read_scalars(run_id, "loss")
+    whole = read_scalars(store, run_id, "loss")
     assert whole is not None
-    assert whole.next_step is None
-    assert whole.total == 40_000
-
-    pages = []
-    cursor: int | None = 0
-    while cursor is not None:
-        page = store.read_scalars(run_id, "loss", min_step=cursor, limit=7_000)
-        assert page is not None
-        assert 0 < len(page) <= 7_000
-        assert page.total == len(page)
-        pages.append(page)
-        cursor = page.next_step
-    assert len(pages) >= 6
-    np.testing.assert_array_equal(np.concatenate([p.steps for p in pages]), whole.steps)
-    np.testing.assert_array_equal(np.concatenate([p.values for p in pages]), whole.values)
-    np.testing.assert_array_equal(np.concatenate([p.wall_times for p in pages]), whole.wall_times)
+    assert (len(whole), whole.total, whole.next_step) == (40_000, 40_000, None)
+    np.testing.assert_array_equal(whole.steps, np.arange(40_000))
+    expected = np.concatenate(
+        [np.arange(5_000), np.full(1_000, -1.0), np.arange(6_000, 20_000), np.ones(10_000)]
+    )
+    np.testing.assert_array_equal(whole.values[:30_000], expected)
+    np.testing.assert_array_equal(whole.values[30_000:], np.zeros(10_000))
 
 
-def test_a_page_limit_is_ignored_by_downsampled_reads(store: Store) -> None:
+def test_a_read_is_batched_over_runs_and_tags_and_answers_the_pairs_that_exist(
+    store: Store,
+) -> None:
+    first = new_run(store, name="first")
+    second = new_run(store, name="second")
+    store.write_batch(scalars(first, {"loss": ([1, 2], [1.0, 2.0]), "acc": ([1], [0.5])}))
+    store.write_batch(scalars(second, {"acc": ([3], [0.7])}))
+    store.write_batch(histograms(second, "w", [1, 2]))
+    store.write_batch(histograms(first, "loss", [5]))
+
+    found = store.read_scalars(run_ids=[second, first, second], tags=["loss", "acc", "w"])
+    assert list(found) == [(second, "acc"), (first, "loss"), (first, "acc")]  # run-major
+    assert all(s.run_id == r and s.tag == t for (r, t), s in found.items())
+    assert found[(first, "loss")].values.tolist() == [1.0, 2.0]
+    assert found[(second, "acc")].values.tolist() == [0.7]
+
+    hists = store.read_histograms(run_ids=[first, second], tags=["w", "loss", "acc"])
+    assert list(hists) == [(first, "loss"), (second, "w")]
+    assert (hists[(second, "w")].total, hists[(first, "loss")].total) == (2, 1)
+
+    assert store.read_scalars(run_ids=[first], tags=["nothing"]) == {}
+    with pytest.raises(NotFound):
+        store.read_scalars(run_ids=[first, UNKNOWN_RUN], tags=["loss"])
+    with pytest.raises(NotFound):
+        store.read_histograms(run_ids=[UNKNOWN_RUN, second], tags=["w"])
+
+
+@pytest.mark.parametrize("empty", ["run_ids", "tags"])
+def test_a_read_of_no_runs_or_no_tags_is_refused(store: Store, empty: str) -> None:
     run_id = new_run(store)
-    store.write_batch(scalars(run_id, {"loss": (np.arange(10_000), np.arange(10_000))}))
-    series = store.read_scalars(run_id, "loss", max_points=100, limit=10)
-    assert series is not None
-    assert 10 < len(series) <= 100
-    assert (series.total, series.next_step) == (10_000, None)
+    keys: dict[str, list[Any]] = {"run_ids": [run_id], "tags": ["loss"], empty: []}
+    with pytest.raises(InvalidArgument, match=f"{empty} must not be empty"):
+        store.read_scalars(run_ids=keys["run_ids"], tags=keys["tags"])
+    with pytest.raises(InvalidArgument, match=f"{empty} must not be empty"):
+        store.read_histograms(run_ids=keys["run_ids"], tags=keys["tags"])
 
 
 # ---------------------------------------------------------------- housekeeping
@@ -895,15 +952,15 @@ def test_deleting_a_run_removes_everything_it_holds_and_nothing_else(store: Stor
     assert [(r.id, r.tags) for r in store.list_runs("digits")] == [(kept, ("baseline", "kept"))]
     for read in (
         lambda: store.list_tags(doomed),
-        lambda: store.read_scalars(doomed, "loss"),
-        lambda: store.read_histograms(doomed, "w"),
+        lambda: read_scalars(store, doomed, "loss"),
+        lambda: read_histograms(store, doomed, "w"),
         lambda: store.get_graph(doomed),
         lambda: store.write_batch(scalars(doomed, {"loss": ([4], [4.0])})),
     ):
         with pytest.raises(NotFound):
             read()
-    loss = store.read_scalars(kept, "loss")
-    weights = store.read_histograms(kept, "w")
+    loss = read_scalars(store, kept, "loss")
+    weights = read_histograms(store, kept, "w")
     assert loss is not None
     assert loss.values.tolist() == [2.0, 4.0, 6.0]
     assert weights is not None
@@ -951,7 +1008,7 @@ def test_deleting_an_experiment_deletes_its_runs_and_counts_them(store: Store) -
         with pytest.raises(NotFound):
             store.list_tags(run_id)
     assert [r.id for r in store.list_runs("other")] == [kept]
-    assert store.read_scalars(kept, "loss") is not None
+    assert read_scalars(store, kept, "loss") is not None
     with pytest.raises(NotFound, match="digits"):
         store.delete_experiment("digits")
     with pytest.raises(NotFound, match="nobody-made-this"):
@@ -965,7 +1022,7 @@ def test_a_renamed_run_keeps_its_data_and_resumes_under_its_new_name(store: Stor
 
     [run] = store.list_runs("digits")
     assert (run.id, run.name, run.tags) == (run_id, "new", ("baseline", "old"))
-    assert store.read_scalars(run_id, "loss") is not None
+    assert read_scalars(store, run_id, "loss") is not None
     resumed = store.start_run("digits", "new", None, 600.0, resume=True)
     assert resumed.resumed
     assert resumed.run.id == run_id

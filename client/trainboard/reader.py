@@ -91,15 +91,14 @@ class Reader:
             raise ValueError(f"max_points must be >= 1 or None, got {max_points}")
         low = None if min_step is None else check_step(min_step, "min_step")
         high = None if max_step is None else check_step(max_step, "max_step")
-        found = self._store.read_scalars_many(
-            list(run_ids), [check_name("tag", t) for t in tags], max_points, low, high
+        found = self._store.read_scalars(
+            run_ids=list(run_ids),
+            tags=[check_name("tag", t) for t in tags],
+            max_points=max_points,
+            min_step=low,
+            max_step=high,
         )
-        return [self._rest_of(series, high) for series in found]
-
-    def _rest_of(self, series: ScalarSeries, max_step: int | None) -> ScalarSeries:
-        """A full-resolution series whole: the server answers a long one (or one
-        beyond what is left of an answer's point budget) in pages."""
-        return self._store.read_rest(series, max_step)
+        return list(found.values())
 
     def histograms(
         self,
@@ -113,12 +112,7 @@ class Reader:
         ``max_steps`` of them, sampled evenly with the last one always kept."""
         if max_steps is not None and max_steps < 1:
             raise ValueError(f"max_steps must be >= 1 or None, got {max_steps}")
-        found = self._store.read_histograms_many(
-            [run_id],
-            [check_name("tag", tag)],
-            max_steps,
-            None if min_step is None else check_step(min_step, "min_step"),
-        )
+        found = self.histograms_many([run_id], [tag], max_steps, min_step=min_step)
         if not found:
             raise errors.NotFound(f"run {run_id} has no histogram tag {tag!r}")
         return found[0]
@@ -135,12 +129,13 @@ class Reader:
         in one round trip."""
         if max_steps is not None and max_steps < 1:
             raise ValueError(f"max_steps must be >= 1 or None, got {max_steps}")
-        return self._store.read_histograms_many(
-            list(run_ids),
-            [check_name("tag", t) for t in tags],
-            max_steps,
-            None if min_step is None else check_step(min_step, "min_step"),
+        found = self._store.read_histograms(
+            run_ids=list(run_ids),
+            tags=[check_name("tag", t) for t in tags],
+            max_steps=max_steps,
+            min_step=None if min_step is None else check_step(min_step, "min_step"),
         )
+        return list(found.values())
 
     def graph(self, run_id: int) -> list[GraphNode] | None:
         """The run's graph (the node list of docs/design.md), or None."""

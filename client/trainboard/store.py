@@ -39,11 +39,38 @@ Data model
   batch and its sequence number are committed in one transaction, and
   ``write_batch`` returns only after that commit.
 
+Reads
+-----
+``read_scalars`` and ``read_histograms`` are batched over runs and tags and take
+keyword arguments only (as TensorBoard's ``DataProvider``). Each answers a dict
+keyed by ``(run_id, tag)`` holding a series for every pair of ``run_ids`` x
+``tags`` that exists, and no key for a pair that does not (a run without that
+tag, or with it only as the other kind); its order is run-major, in the order
+the ids and tags were given (a repeated id or tag counts once). A series comes
+*whole*, sorted by step with last writes resolved: however an implementation
+pages its reads (the gRPC server answers in pages of a bounded size), they are
+joined before the answer is returned, so ``ScalarSeries.next_step`` is ``None``.
+
+- ``read_scalars``: the points in ``[min_step, max_step]``, downsampled to at
+  most ``max_points`` as docs/design.md says (spikes and non-finite values kept);
+  ``total`` is the number of points stored in that range, whatever
+  ``max_points`` was.
+- ``read_histograms``: the histograms from ``min_step`` on, at most
+  ``max_steps`` sampled evenly with the last always kept; ``total`` counts them
+  all.
+
+``run_ids`` and ``tags`` must not be empty, and name at most
+``MAX_READ_SERIES`` pairs (``InvalidArgument``). ``RemoteStore`` asks for a read
+too large for one answer in parts (fewer series at a time); a single series that
+alone exceeds an answer (downsampled to more than ``MAX_READ_POINTS`` points, or
+histograms beyond ``MAX_READ_HISTOGRAM_BYTES``) is ``ResourceExhausted`` there.
+
 Errors
 ------
-``NotFound`` for an unknown run id (or experiment, for ``delete_experiment``);
-``InvalidArgument`` for a bad field (the message names it) and for a rename to a
-taken name. Reading a tag a run does not have returns ``None``.
+``NotFound`` for an unknown run id (for a read: any of ``run_ids``; or an
+experiment, for ``delete_experiment``); ``InvalidArgument`` for a bad field (the
+message names it) and for a rename to a taken name. Reading a tag a run does not
+have is no error: the pair is absent from the answer.
 
 Limits
 ------
@@ -120,29 +147,25 @@ class Store(Protocol):
 
     def read_scalars(
         self,
-        run_id: int,
-        tag: str,
+        *,
+        run_ids: Sequence[int],
+        tags: Sequence[str],
         max_points: int | None = None,
         min_step: int | None = None,
         max_step: int | None = None,
-        limit: int | None = None,
-    ) -> ScalarSeries | None:
-        """The series sorted by step, last writes resolved, downsampled to at
-        most ``max_points`` points as docs/design.md says; ``None`` if the run has no
-        such scalar tag. Without ``max_points``, ``limit`` pages the read: at
-        most that many points, the first ones of the range, with ``next_step``
-        set to where the rest starts (``total`` then counts the page)."""
+    ) -> dict[tuple[int, str], ScalarSeries]:
+        """The scalar series of ``run_ids`` x ``tags`` (see Reads above)."""
         ...
 
     def read_histograms(
         self,
-        run_id: int,
-        tag: str,
+        *,
+        run_ids: Sequence[int],
+        tags: Sequence[str],
         max_steps: int | None = None,
         min_step: int | None = None,
-    ) -> HistogramSeries | None:
-        """Histograms sorted by step, at most ``max_steps`` sampled evenly with
-        the last always kept; ``None`` if the run has no such histogram tag."""
+    ) -> dict[tuple[int, str], HistogramSeries]:
+        """The histogram series of ``run_ids`` x ``tags`` (see Reads above)."""
         ...
 
     def get_graph(self, run_id: int) -> list[GraphNode] | None:

@@ -112,10 +112,13 @@ def _in_parts(
         raise
 
 
-def join_pages(pages: Sequence[ScalarSeries]) -> ScalarSeries:
+def _unique(values: Sequence[Found]) -> list[Found]:
+    """The values, each once, in the order of first occurrence."""
+    return list(dict.fromkeys(values))
+
+
+def _join_pages(pages: Sequence[ScalarSeries]) -> ScalarSeries:
     """Pages of one series (``next_step`` chained) as one series."""
-    if len(pages) == 1 and pages[0].next_step is None:
-        return pages[0]
     return ScalarSeries(
         run_id=pages[0].run_id,
         tag=pages[0].tag,
@@ -315,36 +318,20 @@ class RemoteStore:
 
     def read_scalars(
         self,
-        run_id: int,
-        tag: str,
-        max_points: int | None = None,
-        min_step: int | None = None,
-        max_step: int | None = None,
-        limit: int | None = None,
-    ) -> ScalarSeries | None:
-        found = self.read_scalars_many([run_id], [tag], max_points, min_step, max_step, limit)
-        return found[0] if found else None
-
-    def read_scalars_many(
-        self,
+        *,
         run_ids: Sequence[int],
         tags: Sequence[str],
         max_points: int | None = None,
         min_step: int | None = None,
         max_step: int | None = None,
-        limit: int | None = None,
-    ) -> list[ScalarSeries]:
-        """Every (run, tag) pair that exists, usually in one round trip (a
-        full-resolution read may come back as a first page: see
-        ``ScalarSeries.next_step``). A read larger than one answer holds is asked
-        for in parts (fewer series at a time); a downsampled series that comes in
-        pages is joined here, so that only full-resolution reads return pages."""
-        run_ids, tags = list(dict.fromkeys(run_ids)), list(dict.fromkeys(tags))
+    ) -> dict[tuple[int, str], ScalarSeries]:
+        """The Store contract's read, usually in one round trip: a read larger than
+        one answer holds is asked for in parts (fewer series at a time), and a
+        series the server answers in pages is joined here (its pages asked for one
+        after the other)."""
 
         def one(ids: list[int], names: list[str]) -> list[ScalarSeries]:
-            request = pb.ReadScalarsRequest(
-                run_ids=ids, tags=names, max_points=max_points or 0, limit=limit or 0
-            )
+            request = pb.ReadScalarsRequest(run_ids=ids, tags=names, max_points=max_points or 0)
             if min_step is not None:
                 request.min_step = min_step
             if max_step is not None:
@@ -353,43 +340,37 @@ class RemoteStore:
                 response = self._read.ReadScalars(request, timeout=self.timeout)
             return [wire.scalar_series_from_pb(s) for s in response.series]
 
-        found = _in_parts(one, run_ids, tags)
-        if max_points is None:
-            return found
-        return [self.read_rest(series, max_step) for series in found]
+        found = _in_parts(one, _unique(run_ids), _unique(tags))
+        return {(s.run_id, s.tag): self._rest(s, max_step) for s in found}
 
-    def read_rest(self, series: ScalarSeries, max_step: int | None = None) -> ScalarSeries:
+    def _rest(self, series: ScalarSeries, max_step: int | None) -> ScalarSeries:
         """A series whole: the pages from ``series.next_step`` on (up to
         ``max_step``), joined to it."""
         if series.next_step is None:
             return series
         pages = [series]
-        while pages[-1].next_step is not None:
-            page = self.read_scalars(series.run_id, series.tag, None, pages[-1].next_step, max_step)
-            if page is None:  # the series was deleted meanwhile
+        while (cursor := pages[-1].next_step) is not None:
+            request = pb.ReadScalarsRequest(run_ids=[series.run_id], tags=[series.tag])
+            request.min_step = cursor
+            if max_step is not None:
+                request.max_step = max_step
+            with translate_errors():
+                response = self._read.ReadScalars(request, timeout=self.timeout)
+            if not response.series:  # the series was deleted meanwhile
                 break
-            pages.append(page)
-        return join_pages(pages)
+            pages.append(wire.scalar_series_from_pb(response.series[0]))
+        return _join_pages(pages)
 
     def read_histograms(
         self,
-        run_id: int,
-        tag: str,
-        max_steps: int | None = None,
-        min_step: int | None = None,
-    ) -> HistogramSeries | None:
-        found = self.read_histograms_many([run_id], [tag], max_steps, min_step)
-        return found[0] if found else None
-
-    def read_histograms_many(
-        self,
+        *,
         run_ids: Sequence[int],
         tags: Sequence[str],
         max_steps: int | None = None,
         min_step: int | None = None,
-    ) -> list[HistogramSeries]:
-        """Every (run, tag) pair that exists; a read larger than one answer holds
-        is asked for in parts (fewer series at a time)."""
+    ) -> dict[tuple[int, str], HistogramSeries]:
+        """The Store contract's read; a read larger than one answer holds is asked
+        for in parts (fewer series at a time)."""
 
         def one(ids: list[int], names: list[str]) -> list[HistogramSeries]:
             request = pb.ReadHistogramsRequest(run_ids=ids, tags=names, max_steps=max_steps or 0)
@@ -399,7 +380,8 @@ class RemoteStore:
                 response = self._read.ReadHistograms(request, timeout=self.timeout)
             return [wire.histogram_series_from_pb(s) for s in response.series]
 
-        return _in_parts(one, list(dict.fromkeys(run_ids)), list(dict.fromkeys(tags)))
+        found = _in_parts(one, _unique(run_ids), _unique(tags))
+        return {(s.run_id, s.tag): s for s in found}
 
     def get_graph(self, run_id: int) -> list[GraphNode] | None:
         with translate_errors():

@@ -83,7 +83,8 @@ class ScalarSeries:
     wall_times: np.ndarray
     values: np.ndarray
     total: int
-    # A page of a full-resolution read: where the rest of the range starts.
+    # A page of a full-resolution read (on the wire, or SqlStore.read_scalars_page):
+    # where the rest of the range starts. None in what the Store contract returns.
     next_step: int | None = None
 
     def __len__(self) -> int:

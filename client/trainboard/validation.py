@@ -48,7 +48,8 @@ MAX_TAGS_PER_BATCH = 10_000
 #: Tags one run may hold (a tag with scalars and histograms counts twice).
 MAX_TAGS_PER_RUN = 100_000
 #: Scalar points in one ReadScalars answer, all its series together (24 MB on the
-#: wire). A full-resolution read beyond it comes in pages (``ScalarSeries.next_step``).
+#: wire). A full-resolution read beyond it comes in pages on the wire (``next_step``),
+#: which ``RemoteStore`` joins.
 MAX_READ_POINTS = 1_000_000
 #: Bytes of histogram summaries in one ReadHistograms answer (estimated from storage
 #: before the answer is built).
@@ -104,6 +105,30 @@ def check_run_id(value: object, field: str = "run_id") -> int:
     if run_id <= 0:
         raise InvalidArgument(f"{field} must be a positive run id, got {run_id}")
     return run_id
+
+
+def check_read_keys(
+    run_ids: Iterable[object], tags: Iterable[object]
+) -> tuple[list[int], list[str]]:
+    """The run ids and tags of a read, each once (a repeat is ignored; the first
+    occurrence keeps its place): neither empty, at most ``MAX_READ_SERIES`` pairs."""
+    for field, values in (("run_ids", run_ids), ("tags", tags)):
+        if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+            raise TypeError(f"{field} must be a sequence, got {type(values).__name__}")
+    unique_ids = list(dict.fromkeys(run_ids))
+    unique_tags = list(dict.fromkeys(tags))
+    if not unique_ids:
+        raise InvalidArgument("run_ids must not be empty")
+    if not unique_tags:
+        raise InvalidArgument("tags must not be empty")
+    if len(unique_ids) * len(unique_tags) > MAX_READ_SERIES:
+        raise InvalidArgument(
+            f"run_ids x tags asks for {len(unique_ids) * len(unique_tags):,} series; "
+            f"at most {MAX_READ_SERIES:,} (series per read)"
+        )
+    ids = [check_run_id(r, f"run_ids[{i}]") for i, r in enumerate(unique_ids)]
+    names = [check_name(f"tags[{i}]", t) for i, t in enumerate(unique_tags)]
+    return ids, names
 
 
 def check_sequence(value: object, field: str = "sequence") -> int:

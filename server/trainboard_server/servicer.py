@@ -20,6 +20,11 @@ downsampled series alone exceed the budget is refused with RESOURCE_EXHAUSTED
 (the SDK then asks for fewer series at a time); so is a ReadHistograms whose
 summaries would exceed ``MAX_READ_HISTOGRAM_BYTES``. After a large answer the
 freed memory is handed back to the operating system (``MemoryTrimmer``).
+
+Paging is the server's own matter: the Store contract reads series whole, and
+the pages are read with ``SqlStore.read_scalars_page`` (no part of the contract).
+A store that is not a ``SqlStore`` (a test double) is read whole through the
+contract and its series cut into pages here, without that memory bound.
 """
 
 from __future__ import annotations
@@ -44,11 +49,11 @@ from trainboard.validation import (
     MAX_MESSAGE_BYTES,
     MAX_READ_HISTOGRAM_BYTES,
     MAX_READ_POINTS,
-    MAX_READ_SERIES,
     MAX_TAGS_PAGE,
     MAX_TAGS_PAGE_BYTES,
     check_client_id,
     check_name,
+    check_read_keys,
     check_run_id,
     check_step,
     check_wall_time,
@@ -103,25 +108,6 @@ def _optional_step(request: Any, field: str) -> int | None:
     if not request.HasField(field):
         return None
     return check_step(getattr(request, field), field)
-
-
-def _check_ids_and_tags(run_ids: Any, tags: Any) -> tuple[list[int], list[str]]:
-    """The run ids and tags of a read, each once (a repeat is ignored; the first
-    occurrence keeps its place)."""
-    if not run_ids:
-        raise errors.InvalidArgument("run_ids must not be empty")
-    if not tags:
-        raise errors.InvalidArgument("tags must not be empty")
-    unique_ids = list(dict.fromkeys(run_ids))
-    unique_tags = list(dict.fromkeys(tags))
-    if len(unique_ids) * len(unique_tags) > MAX_READ_SERIES:
-        raise errors.InvalidArgument(
-            f"run_ids x tags asks for {len(unique_ids) * len(unique_tags):,} series; "
-            f"at most {MAX_READ_SERIES:,} (series per read)"
-        )
-    ids = [check_run_id(r, f"run_ids[{i}]") for i, r in enumerate(unique_ids)]
-    names = [check_name(f"tags[{i}]", t) for i, t in enumerate(unique_tags)]
-    return ids, names
 
 
 def _still_wanted(context: grpc.ServicerContext) -> Callable[[], bool]:
@@ -361,7 +347,7 @@ class ReadServicer:
     def ReadScalars(
         self, request: pb.ReadScalarsRequest, context: grpc.ServicerContext
     ) -> pb.ReadScalarsResponse:
-        run_ids, tags = _check_ids_and_tags(request.run_ids, request.tags)
+        run_ids, tags = check_read_keys(request.run_ids, request.tags)
         min_step = _optional_step(request, "min_step")
         max_step = _optional_step(request, "max_step")
         if min_step is not None and max_step is not None and min_step > max_step:
@@ -370,11 +356,18 @@ class ReadServicer:
         budget = self._page_points
         # Full-resolution reads come in pages, so no answer outgrows a message.
         page = min(request.limit or budget, budget)
-        sized = isinstance(self._store, SqlStore)
         if isinstance(self._store, SqlStore):
             sizes = self._store.scalar_sizes(run_ids, tags, min_step, max_step)
-        else:  # a store that cannot size a read: every pair may exist, each as large as a page
-            sizes = {(r, t): budget + 1 for r in run_ids for t in tags}
+            whole: dict[tuple[int, str], ScalarSeries] = {}
+        else:  # a store that cannot page: every series read whole, then cut into pages
+            whole = self._store.read_scalars(
+                run_ids=run_ids,
+                tags=tags,
+                max_points=max_points,
+                min_step=min_step,
+                max_step=max_step,
+            )
+            sizes = {key: series.total for key, series in whole.items()}
         present = [(r, t, sizes[(r, t)]) for r in run_ids for t in tags if (r, t) in sizes]
         self._check_series_bytes([t for _, t, _ in present])
         # A downsampled series (more points stored than max_points) cannot be paged:
@@ -391,26 +384,38 @@ class ReadServicer:
                 + ("" if len(downsampled) > 1 else " or a smaller max_points")
             )
         remaining = budget - fixed
+
+        def read(run_id: int, tag: str, limit: int | None) -> ScalarSeries | None:
+            """The series, or (with ``limit``) a full-resolution page of it."""
+            if isinstance(self._store, SqlStore):
+                return self._store.read_scalars_page(
+                    run_id,
+                    tag,
+                    max_points=None if limit is not None else max_points,
+                    min_step=min_step,
+                    max_step=max_step,
+                    limit=limit,
+                )
+            series = whole.pop((run_id, tag), None)
+            return series if series is None or limit is None else _cut(series, limit)
+
         response = pb.ReadScalarsResponse()
         for run_id, tag, size in present:
             if max_points is not None and (size > max_points or size <= remaining):
                 # Downsampled, or small enough to come whole: every point when it is.
-                series = self._store.read_scalars(run_id, tag, max_points, min_step, max_step)
+                series = read(run_id, tag, None)
                 if series is not None and size <= max_points:
                     remaining -= len(series)
             elif remaining > 0:
                 # A page; the SDK asks for the rest from next_step on (a downsampled
                 # read of a series no larger than max_points wants every point anyway).
-                limit = remaining if max_points is not None else min(page, remaining)
-                series = self._store.read_scalars(
-                    run_id, tag, None, min_step, max_step, limit=limit
+                series = read(
+                    run_id, tag, remaining if max_points is not None else min(page, remaining)
                 )
                 if series is not None:
                     remaining -= len(series)
-            elif sized or self._exists(run_id, tag, min_step, max_step):
-                series = _empty_page(run_id, tag, min_step)  # all of it comes next time
             else:
-                series = None
+                series = _empty_page(run_id, tag, min_step)  # all of it comes next time
             if series is not None:
                 wire.scalar_series_into(response.series.add(), series)
             series = None  # its arrays go now, not after the answer is serialised
@@ -422,15 +427,15 @@ class ReadServicer:
     def ReadHistograms(
         self, request: pb.ReadHistogramsRequest, context: grpc.ServicerContext
     ) -> pb.ReadHistogramsResponse:
-        run_ids, tags = _check_ids_and_tags(request.run_ids, request.tags)
+        run_ids, tags = check_read_keys(request.run_ids, request.tags)
         min_step = _optional_step(request, "min_step")
         max_steps = request.max_steps or None
         pairs = [(r, t) for r in run_ids for t in tags]
+        estimate = 0
         if isinstance(self._store, SqlStore):
             sizes = self._store.histogram_sizes(run_ids, tags, min_step)
             present = [key for key in pairs if key in sizes]
             self._check_series_bytes([t for _, t in present])
-            estimate = 0
             for key in present:
                 count, largest = sizes[key]
                 estimate += min(count, max_steps or count) * largest
@@ -440,21 +445,19 @@ class ReadServicer:
                     f"holds at most {_mib(self._histogram_bytes)} (histogram bytes per read): "
                     "ask for fewer series at a time, a smaller max_steps or a later min_step"
                 )
-        else:
-            present, estimate = pairs, 0
+            if not present:
+                return pb.ReadHistogramsResponse()
+        found = self._store.read_histograms(
+            run_ids=run_ids, tags=tags, max_steps=max_steps, min_step=min_step
+        )
         response = pb.ReadHistogramsResponse()
-        for run_id, tag in present:
-            series = self._store.read_histograms(run_id, tag, max_steps, min_step)
+        for key in pairs:
+            series = found.pop(key, None)
             if series is not None:
                 response.series.append(wire.histogram_series_to_pb(series))
         if estimate >= _TRIM_AFTER_BYTES:
             TRIMMER.schedule()
         return response
-
-    def _exists(self, run_id: int, tag: str, min_step: int | None, max_step: int | None) -> bool:
-        """Whether the scalar series exists, for a store that cannot size reads."""
-        probe = self._store.read_scalars(run_id, tag, None, min_step, max_step, limit=1)
-        return probe is not None
 
     def _check_series_bytes(self, tags: list[str]) -> None:
         """RESOURCE_EXHAUSTED when the series of an answer, without a point, would
@@ -493,6 +496,22 @@ def _empty_page(run_id: int, tag: str, min_step: int | None) -> ScalarSeries:
         values=np.empty(0, dtype=np.float64),
         total=0,
         next_step=0 if min_step is None else min_step,
+    )
+
+
+def _cut(series: ScalarSeries, limit: int) -> ScalarSeries:
+    """The first ``limit`` points of a whole series, as a page that sends the
+    reader on to the rest (the series itself when it has no more)."""
+    if len(series) <= limit:
+        return series
+    return ScalarSeries(
+        run_id=series.run_id,
+        tag=series.tag,
+        steps=series.steps[:limit],
+        wall_times=series.wall_times[:limit],
+        values=series.values[:limit],
+        total=limit,
+        next_step=int(series.steps[limit]),
     )
 
 

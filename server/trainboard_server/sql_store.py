@@ -41,6 +41,7 @@ from trainboard.validation import (
     check_client_id,
     check_final_status,
     check_name,
+    check_read_keys,
     check_run_id,
     check_run_tags,
     check_step,
@@ -261,7 +262,7 @@ class SqlStore:
     ) -> dict[tuple[int, str], int]:
         """For each existing scalar series among ``run_ids`` x ``tags``, by (run id,
         tag): the points stored in ``[min_step, max_step]``, an upper bound of what
-        ``read_scalars`` returns. Read from the chunks' counts, nothing decoded, so
+        ``read_scalars_page`` returns. Read from the chunks' counts, nothing decoded, so
         that a read can be sized before it is built. ``NotFound`` for an unknown run."""
         return self._series_sizes(
             run_ids,
@@ -302,13 +303,44 @@ class SqlStore:
 
     def read_scalars(
         self,
+        *,
+        run_ids: Sequence[int],
+        tags: Sequence[str],
+        max_points: int | None = None,
+        min_step: int | None = None,
+        max_step: int | None = None,
+    ) -> dict[tuple[int, str], ScalarSeries]:
+        """The Store contract's read: every existing series whole, one transaction
+        each (``read_scalars_page`` without a limit), after one that finds them."""
+        ids, names = check_read_keys(run_ids, tags)
+        _check_limit("max_points", max_points)
+        low = None if min_step is None else check_step(min_step, "min_step")
+        high = None if max_step is None else check_step(max_step, "max_step")
+        found: dict[tuple[int, str], ScalarSeries] = {}
+        for run_id, tag in self._find_series_many(ids, names, "scalar"):
+            series = self.read_scalars_page(
+                run_id, tag, max_points=max_points, min_step=low, max_step=high
+            )
+            if series is not None:  # None: deleted since it was found
+                found[(run_id, tag)] = series
+        return found
+
+    def read_scalars_page(
+        self,
         run_id: int,
         tag: str,
+        *,
         max_points: int | None = None,
         min_step: int | None = None,
         max_step: int | None = None,
         limit: int | None = None,
     ) -> ScalarSeries | None:
+        """One series, as ``read_scalars`` reads it, or a page of it: not part of
+        the Store contract, but what the server builds bounded answers from.
+        Without ``max_points``, ``limit`` pages the read: at most that many points,
+        the first ones of the range, with ``next_step`` set to where the rest
+        starts (``total`` then counts the page); a downsampled read ignores it.
+        ``None`` if the run has no such scalar tag; ``NotFound`` for an unknown run."""
         run_id = check_run_id(run_id)
         tag = check_name("tag", tag)
         _check_limit("max_points", max_points)
@@ -353,22 +385,42 @@ class SqlStore:
 
     def read_histograms(
         self,
-        run_id: int,
-        tag: str,
+        *,
+        run_ids: Sequence[int],
+        tags: Sequence[str],
         max_steps: int | None = None,
         min_step: int | None = None,
-    ) -> HistogramSeries | None:
-        run_id = check_run_id(run_id)
-        tag = check_name("tag", tag)
+    ) -> dict[tuple[int, str], HistogramSeries]:
+        """The Store contract's read, in one transaction."""
+        ids, names = check_read_keys(run_ids, tags)
         _check_limit("max_steps", max_steps)
         low = None if min_step is None else check_step(min_step, "min_step")
 
-        def work(connection: Connection) -> HistogramSeries | None:
-            series_id = _find_series(connection, run_id, tag, "histogram")
-            if series_id is None:
-                return None
-            items, total = histograms.read_histogram_rows(connection, series_id, max_steps, low)
-            return HistogramSeries(run_id=run_id, tag=tag, items=tuple(items), total=total)
+        def work(connection: Connection) -> dict[tuple[int, str], HistogramSeries]:
+            found = series.find_many(connection, ids, names, "histogram")
+            _require_runs(connection, ids, found)
+            answer: dict[tuple[int, str], HistogramSeries] = {}
+            for key in _in_order(ids, names, found):
+                items, total = histograms.read_histogram_rows(
+                    connection, found[key], max_steps, low
+                )
+                answer[key] = HistogramSeries(
+                    run_id=key[0], tag=key[1], items=tuple(items), total=total
+                )
+            return answer
+
+        return self._db.read(work)
+
+    def _find_series_many(
+        self, run_ids: list[int], tags: list[str], kind: str
+    ) -> list[tuple[int, str]]:
+        """The existing series of ``kind`` among ``run_ids`` x ``tags``, run-major in
+        the order given; ``NotFound`` for an unknown run."""
+
+        def work(connection: Connection) -> list[tuple[int, str]]:
+            found = series.find_many(connection, run_ids, tags, kind)
+            _require_runs(connection, run_ids, found)
+            return _in_order(run_ids, tags, found)
 
         return self._db.read(work)
 
@@ -428,6 +480,13 @@ def _require_runs(
     for run_id in dict.fromkeys(run_ids):
         if run_id not in having:
             runs.require_run(connection, run_id)
+
+
+def _in_order(
+    run_ids: Sequence[int], tags: Sequence[str], found: Mapping[tuple[int, str], int]
+) -> list[tuple[int, str]]:
+    """The keys of ``found``, run-major in the order of ``run_ids`` and ``tags``."""
+    return [(r, t) for r in run_ids for t in tags if (r, t) in found]
 
 
 def _check_limit(field: str, value: int | None) -> None:
