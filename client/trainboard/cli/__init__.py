@@ -40,6 +40,14 @@ def _server_default() -> str:
     return os.environ.get("TRAINBOARD_SERVER") or DEFAULT_SERVER
 
 
+def _add_server_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--server",
+        default=_server_default(),
+        help="HOST:PORT of the server, or several comma-separated (default %(default)s)",
+    )
+
+
 def _host_ports(address: str) -> list[tuple[str, int]]:
     """The (host, port) pairs of ``HOST:PORT`` or several comma-separated."""
     from trainboard.transport import resolve_server
@@ -320,19 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         help="a spool file or folder (default: $TRAINBOARD_SPOOL_DIR or ~/.trainboard/spool)",
     )
-    sync_parser.add_argument(
-        "--server",
-        default=_server_default(),
-        help="HOST:PORT of the server, or several comma-separated (default %(default)s)",
-    )
+    _add_server_argument(sync_parser)
     sync_parser.set_defaults(func=cmd_sync)
 
     demo = sub.add_parser("demo", help="train the softmax demo (three learning rates)")
-    demo.add_argument(
-        "--server",
-        default=_server_default(),
-        help="HOST:PORT of the server, or several comma-separated (default %(default)s)",
-    )
+    _add_server_argument(demo)
     demo.add_argument("--experiment", default="digits", help="experiment (default %(default)s)")
     demo.add_argument("--steps", type=int, default=300, help="training steps per run")
     demo.add_argument(
@@ -341,11 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     ui = sub.add_parser("ui", help="run the dashboard (Streamlit) against a server")
-    ui.add_argument(
-        "--server",
-        default=_server_default(),
-        help="HOST:PORT of the server, or several comma-separated (default %(default)s)",
-    )
+    _add_server_argument(ui)
     ui.add_argument(
         "--port", type=int, default=DEFAULT_UI_PORT, help="dashboard port (default %(default)s)"
     )
