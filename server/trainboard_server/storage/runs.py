@@ -101,17 +101,31 @@ def _create_run(
     if run_id is None:
         # Another writer took that name between our look and our insert: start again.
         raise WriteConflict(f"run name {free!r} was taken meanwhile")
-    run = Run(
-        id=run_id,
-        name=free,
-        experiment=experiment,
-        params=json.loads(text),
-        status="running",
-        started_at=wall_time,
-        finished_at=None,
-        updated_at=wall_time,
-    )
+    run = _running(run_id, free, experiment, json.loads(text), wall_time, wall_time)
     return StartedRun(run=run, resumed=False)
+
+
+def _running(
+    run_id: int,
+    name: str,
+    experiment: str,
+    params: dict[str, Any],
+    started_at: float,
+    updated_at: float,
+    tags: tuple[str, ...] = (),
+) -> Run:
+    """A run as it is once started (or continued): running, not finished."""
+    return Run(
+        id=run_id,
+        name=name,
+        experiment=experiment,
+        params=params,
+        status="running",
+        started_at=started_at,
+        finished_at=None,
+        updated_at=updated_at,
+        tags=tags,
+    )
 
 
 def _continue_run(
@@ -134,17 +148,8 @@ def _continue_run(
         .where(runs.c.id == run_id)
         .values(params=text, status="running", finished_at=None, updated_at=updated_at)
     )
-    run = Run(
-        id=run_id,
-        name=name,
-        experiment=experiment,
-        params=merged,
-        status="running",
-        started_at=started_at,
-        finished_at=None,
-        updated_at=updated_at,
-        tags=_tags_of(connection, [run_id]).get(run_id, ()),
-    )
+    tags = _tags_of(connection, [run_id]).get(run_id, ())
+    run = _running(run_id, name, experiment, merged, started_at, updated_at, tags)
     last_steps = tuple(series_last_steps(connection, run_id))
     return StartedRun(run=run, resumed=resumed, last_steps=last_steps)
 
