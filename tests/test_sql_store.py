@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sqlalchemy import func, select
+from store_reads import read_scalars
 
 from trainboard.errors import InvalidArgument
 from trainboard.types import (
@@ -20,7 +21,6 @@ from trainboard.types import (
     HistogramRecord,
     HistogramSummary,
     ScalarColumns,
-    ScalarSeries,
     WriteBatch,
 )
 from trainboard_server.sql_store import SqlStore
@@ -49,22 +49,6 @@ def store(db_url: str) -> Iterator[SqlStore]:
 
 
 _sequence = iter(range(1, 10**9))
-
-
-def read_series(
-    store: SqlStore,
-    run_id: int,
-    tag: str,
-    *,
-    max_points: int | None = None,
-    min_step: int | None = None,
-    max_step: int | None = None,
-) -> ScalarSeries | None:
-    """One scalar series through the Store contract's batched read, or None."""
-    found = store.read_scalars(
-        run_ids=[run_id], tags=[tag], max_points=max_points, min_step=min_step, max_step=max_step
-    )
-    return found.get((run_id, tag))
 
 
 def batch(
@@ -175,7 +159,7 @@ def test_a_reader_sees_committed_data_while_a_writer_is_mid_transaction(
             writer = connection.execution_options(**{WRITE_OPTION: True})
             with writer.begin() as transaction:  # BEGIN IMMEDIATE: holds the write lock
                 store_batch(writer, batch(run_id, "loss", np.arange(10, 20)))
-                during = read_series(store, run_id, "loss")
+                during = read_scalars(store, run_id, "loss")
                 transaction.rollback()
         assert during is not None
         assert during.total == 10
@@ -248,7 +232,7 @@ def test_small_in_order_batches_fill_few_full_chunks(store: SqlStore) -> None:
         (CHUNK_POINTS, 2 * CHUNK_POINTS - 1),
         (2 * CHUNK_POINTS, total - 1),
     ]
-    loss = read_series(store, run_id, "loss")
+    loss = read_scalars(store, run_id, "loss")
     assert loss is not None
     np.testing.assert_array_equal(loss.steps, np.arange(total))
 
@@ -275,13 +259,13 @@ def test_relogged_steps_behind_a_full_tail_add_a_chunk_that_wins_on_read(
     chunks = chunk_rows(store, run_id, "loss")
     assert len(chunks) == 3
     assert chunks[-1][1:] == (5, CHUNK_POINTS + 7, 2)
-    loss = read_series(store, run_id, "loss")
+    loss = read_scalars(store, run_id, "loss")
     assert loss is not None
     assert loss.total == 2 * CHUNK_POINTS
     expected = np.arange(2 * CHUNK_POINTS) * 0.5
     expected[[5, CHUNK_POINTS + 7]] = [-1.0, -2.0]
     np.testing.assert_array_equal(loss.values, expected)
-    window = read_series(store, run_id, "loss", min_step=CHUNK_POINTS, max_step=CHUNK_POINTS + 9)
+    window = read_scalars(store, run_id, "loss", min_step=CHUNK_POINTS, max_step=CHUNK_POINTS + 9)
     assert window is not None
     assert window.values[7] == -2.0
     assert window.total == 10
@@ -297,7 +281,7 @@ def test_relogged_steps_are_merged_into_a_small_tail(store: SqlStore) -> None:
     chunks = chunk_rows(store, run_id, "loss")
     assert len(chunks) == 2
     assert chunks[-1][1:] == (3, CHUNK_POINTS + 80, 52)
-    loss = read_series(store, run_id, "loss")
+    loss = read_scalars(store, run_id, "loss")
     assert loss is not None
     assert loss.total == CHUNK_POINTS + 51
     assert loss.values[3] == -3.0
@@ -334,8 +318,8 @@ def test_evenly_spaced_steps_are_stored_without_a_steps_array(store: SqlStore) -
         sizes = {tag: len(packed) for tag, packed in rows}
 
     assert sizes == {"even": 0, "uneven": 5 * 8}
-    even = read_series(store, run_id, "even")
-    uneven = read_series(store, run_id, "uneven")
+    even = read_scalars(store, run_id, "even")
+    uneven = read_scalars(store, run_id, "uneven")
     assert even is not None
     assert uneven is not None
     np.testing.assert_array_equal(even.steps, np.arange(0, 5000, 5))
@@ -354,7 +338,7 @@ def test_a_batch_with_more_tags_than_one_in_list_holds_is_stored(store: SqlStore
         store.write_batch(WriteBatch("c", step + 1, run_id, scalars=columns))
 
     assert len(store.list_tags(run_id)) == 1_200
-    last = read_series(store, run_id, tags[-1])
+    last = read_scalars(store, run_id, tags[-1])
     assert last is not None
     assert last.steps.tolist() == [0, 1]
     assert last.values.tolist() == [1_199.0, 1_199.0]
@@ -368,8 +352,8 @@ def test_a_million_point_series_reads_back_correctly(store: SqlStore) -> None:
         part = np.arange(start, start + 1_000)
         store.write_batch(batch(run_id, "big", part, values[part]))
 
-    whole = read_series(store, run_id, "big")
-    chart = read_series(store, run_id, "big", max_points=2_000)
+    whole = read_scalars(store, run_id, "big")
+    chart = read_scalars(store, run_id, "big", max_points=2_000)
 
     assert whole is not None
     assert chart is not None
@@ -450,7 +434,7 @@ def test_writer_threads_on_separate_stores_lose_no_point(db_url: str) -> None:
 
     reader = SqlStore.from_url(db_url)
     try:
-        shared = read_series(reader, run_id, "shared")
+        shared = read_scalars(reader, run_id, "shared")
         assert shared is not None
         assert shared.total == writers * batches * per_batch
         np.testing.assert_array_equal(shared.steps, np.arange(writers * batches * per_batch))
@@ -484,7 +468,7 @@ def test_writer_processes_lose_no_point(db_url: str, tmp_path: Path) -> None:
 
     reader = SqlStore.from_url(db_url)
     try:
-        shared = read_series(reader, run_id, "shared")
+        shared = read_scalars(reader, run_id, "shared")
         assert shared is not None
         np.testing.assert_array_equal(shared.steps, np.arange(writers * batches * per_batch))
         np.testing.assert_array_equal(shared.values, shared.steps * 0.5)
@@ -555,7 +539,7 @@ def test_a_committed_batch_survives_the_writer_being_killed(db_url: str, tmp_pat
     assert child.returncode == -9
     reader = SqlStore.from_url(db_url)
     try:
-        loss = read_series(reader, run_id, "loss")
+        loss = read_scalars(reader, run_id, "loss")
         assert loss is not None
         assert loss.total == 5000
         np.testing.assert_array_equal(loss.values, np.arange(5000) * 2.0)
