@@ -258,18 +258,6 @@ class RemoteStore:
             response = self._write.WriteBatch(request, timeout=self.timeout)
         return wire.write_result_from_pb(response)
 
-    def write_batch_async(self, request: pb.WriteBatchRequest) -> Callable[[], WriteResult]:
-        """Starts sending a batch; the returned function waits for the answer
-        (raising the domain error of a failure)."""
-        future = self._write.WriteBatch.future(request, timeout=self.timeout)
-
-        def result() -> WriteResult:
-            with translate_errors():
-                response = future.result()
-            return wire.write_result_from_pb(response)
-
-        return result
-
     def finish_run(self, run_id: int, status: str, wall_time: float) -> None:
         with translate_errors():
             self._write.FinishRun(
