@@ -428,10 +428,11 @@ class Client:
         while not marker.done.wait(0.02):
             unreachable = timeout is None and sender.unreachable_for() >= _CLOSE_GRACE
             if unreachable or time.monotonic() >= deadline or not sender.is_alive():
-                # The sender spools what is left, says where, and ends.
+                # The sender spools what is left, says where, and ends (it may also
+                # have answered the marker just now: that answer stands).
                 sender.abandon()
                 sender.join(timeout=10.0)
-                return False
+                return marker.done.is_set() and marker.ok
         sender.join(timeout=max(1.0, deadline - time.monotonic()))
         return marker.ok
 
